@@ -1,0 +1,1 @@
+"""Plain-PyTorch core of nerfstudio-trim. Nothing here imports nerfstudio."""
