@@ -1,0 +1,1 @@
+"""The nerfstudio plugin layer: method config, model subclass, input checks."""

@@ -1,0 +1,165 @@
+"""``SplatfactoTrimModel``: splatfacto that runs on any device and fine-tunes loaded checkpoints.
+
+Differences from nerfstudio 1.1.5's ``SplatfactoModel`` (see design.md section 2):
+- rendering goes through ``core.rasterize``: gsplat's CUDA kernels for CUDA tensors, the pure-PyTorch
+  rasterizer otherwise; no ``.cuda()`` anywhere (trap 4);
+- ``load_state_dict`` resizes the existing parameters in place, so the optimizers built before the
+  checkpoint was loaded step the loaded values (trap 1);
+- LPIPS is built on first use and is left out of the metrics, with one warning, offline (trap 5).
+Trained from scratch it behaves as splatfacto does, densification included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Tuple, Type, Union
+from unittest import mock
+
+import torch
+import torchmetrics.image.lpip
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.models.splatfacto import RGB2SH, SplatfactoModel, SplatfactoModelConfig
+from torch import Tensor, nn
+
+from nerfstudio_trim.core.rasterize import rasterize
+from nerfstudio_trim.nerfstudio.checkpoints import GAUSSIAN_PARAMS
+from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
+
+
+def viewmats_from_camera_to_worlds(camera_to_worlds: Tensor) -> Tensor:
+    """nerfstudio camera-to-world [C, 3, 4] (OpenGL axes) to gsplat world-to-camera [C, 4, 4] (OpenCV)."""
+    rot = camera_to_worlds[:, :3, :3] * camera_to_worlds.new_tensor([1.0, -1.0, -1.0])
+    rot_inv = rot.transpose(1, 2)
+    viewmats = torch.eye(4, dtype=rot.dtype, device=rot.device).repeat(rot.shape[0], 1, 1)
+    viewmats[:, :3, :3] = rot_inv
+    viewmats[:, :3, 3:4] = -rot_inv @ camera_to_worlds[:, :3, 3:4]
+    return viewmats
+
+
+@dataclass
+class SplatfactoTrimModelConfig(SplatfactoModelConfig):
+    """splatfacto's model options; the trimming options arrive with the trimming stage."""
+
+    _target: Type = field(default_factory=lambda: SplatfactoTrimModel)
+
+
+class SplatfactoTrimModel(SplatfactoModel):
+    """Splatfacto on CPU or CUDA, safe to fine-tune from a loaded checkpoint."""
+
+    config: SplatfactoTrimModelConfig
+
+    def populate_modules(self) -> None:
+        # splatfacto moves the seed colours to CUDA and builds LPIPS (a download) here: hand it no
+        # colours and a lazy LPIPS, then set the colours ourselves.
+        seed_colours: Optional[Tensor] = None
+        if self.seed_points is not None and not self.config.random_init and self.seed_points[1].shape[0] > 0:
+            seed_colours = self.seed_points[1]
+            self.seed_points = (self.seed_points[0], seed_colours[:0])
+        with mock.patch.object(torchmetrics.image.lpip, "LearnedPerceptualImagePatchSimilarity", LazyLPIPS):
+            super().populate_modules()
+        if seed_colours is not None:
+            self._set_seed_colours(seed_colours)
+
+    @torch.no_grad()
+    def _set_seed_colours(self, colours: Tensor) -> None:
+        """Initial colours from the point cloud ([N, 3], 0-255), as splatfacto sets them."""
+        rgb = colours.float() / 255.0
+        if self.config.sh_degree > 0:
+            self.gauss_params["features_dc"].data.copy_(RGB2SH(rgb))
+        else:
+            self.gauss_params["features_dc"].data.copy_(torch.logit(rgb, eps=1e-10))
+        self.gauss_params["features_rest"].data.zero_()
+
+    def update_to_step(self, step: int) -> None:
+        """Called with the checkpoint's step before loading it: schedules (SH degree) resume there."""
+        self.step = step
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, **kwargs: Any):  # type: ignore[override]
+        """Load a splatfacto state, resizing the Gaussian parameters in place.
+
+        ``SplatfactoModel.load_state_dict`` replaces each ``nn.Parameter`` with a new one, which the
+        optimizers (built earlier) never see. Here each existing Parameter gets new data of the
+        checkpoint's size, so optimizer and model share tensors. LPIPS weights are not model state.
+        """
+        state = {key: value for key, value in state_dict.items() if not key.startswith("lpips.")}
+        for name in GAUSSIAN_PARAMS:  # checkpoints from before splatfacto's ParameterDict
+            if name in state:
+                state[f"gauss_params.{name}"] = state.pop(name)
+        if "gauss_params.means" in state:
+            count = state["gauss_params.means"].shape[0]
+            for param in self.gauss_params.values():
+                param.data = param.data.new_zeros((count, *param.shape[1:]))
+        return nn.Module.load_state_dict(self, state, strict=strict, **kwargs)
+
+    def get_outputs(self, camera: Cameras) -> Dict[str, Union[Tensor, Any]]:
+        """Render ``camera`` (one camera) on the model's device: rgb, depth, accumulation, background."""
+        if not isinstance(camera, Cameras):
+            raise TypeError(f"get_outputs needs a Cameras object, got {type(camera).__name__}")
+        if self.training:
+            if camera.shape[0] != 1:
+                raise ValueError("splatfacto trains on one camera at a time")
+            camera_to_worlds = self.camera_optimizer.apply_to_camera(camera)
+        else:
+            camera_to_worlds = camera.camera_to_worlds
+
+        params: Dict[str, Tensor] = dict(self.gauss_params.items())
+        if self.crop_box is not None and not self.training:
+            inside = self.crop_box.within(params["means"]).squeeze()
+            if not bool(inside.any()):
+                return self.get_empty_outputs(int(camera.width.item()), int(camera.height.item()), self.background_color)
+            params = {name: value[inside] for name, value in params.items()}
+
+        downscale = self._get_downscale_factor()
+        camera.rescale_output_resolution(1 / downscale)
+        intrinsics = camera.get_intrinsics_matrices().to(self.device)
+        width, height = int(camera.width.item()), int(camera.height.item())
+        camera.rescale_output_resolution(downscale)
+        self.last_size = (height, width)
+
+        render_mode = "RGB+ED" if self.config.output_depth_during_training or not self.training else "RGB"
+        colours = torch.cat([params["features_dc"][:, None, :], params["features_rest"]], dim=1)
+        sh_degree: Optional[int] = None
+        if self.config.sh_degree > 0:
+            sh_degree = min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
+        else:
+            colours = torch.sigmoid(colours).squeeze(1)
+
+        render, alpha, self.info = rasterize(
+            means=params["means"],
+            quats=params["quats"],
+            scales=torch.exp(params["scales"]),
+            opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+            colors=colours,
+            viewmats=viewmats_from_camera_to_worlds(camera_to_worlds.to(self.device)),
+            Ks=intrinsics,
+            width=width,
+            height=height,
+            sh_degree=sh_degree,
+            render_mode=render_mode,
+            rasterize_mode=self.config.rasterize_mode,
+            absgrad=self.strategy.absgrad,
+        )
+        if self.training:
+            self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
+
+        background = self._get_background_color()
+        rgb = torch.clamp(render[..., :3] + (1 - alpha) * background, 0.0, 1.0)
+        if self.config.use_bilateral_grid and self.training and camera.metadata and "cam_idx" in camera.metadata:
+            rgb = self._apply_bilateral_grid(rgb, camera.metadata["cam_idx"], height, width)
+        depth = None
+        if render_mode == "RGB+ED":
+            depth = render[..., 3:4]
+            depth = torch.where(alpha > 0, depth, depth.detach().max()).squeeze(0)
+        if not self.training:
+            background = background.expand(height, width, 3)
+        return {"rgb": rgb.squeeze(0), "depth": depth, "accumulation": alpha.squeeze(0), "background": background}
+
+    def get_image_metrics_and_images(
+        self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
+    ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+        """splatfacto's eval metrics, without the LPIPS entries when LPIPS is unavailable."""
+        metrics, images = super().get_image_metrics_and_images(outputs, batch)
+        if isinstance(self.lpips, LazyLPIPS) and not self.lpips.available:
+            metrics.pop("lpips", None)
+            metrics.pop("cc_lpips", None)
+        return metrics, images

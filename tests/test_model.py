@@ -1,0 +1,154 @@
+"""SplatfactoTrimModel and the plugin's loading: design.md traps 1, 2 and 5, camera convention."""
+
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from nerfstudio.engine.callbacks import TrainingCallbackLocation
+from nerfstudio.models.splatfacto import SplatfactoModel, get_viewmat
+
+from nerfstudio_trim.errors import TrimError
+from nerfstudio_trim.nerfstudio.checkpoints import GAUSSIAN_PARAMS, gaussian_state, load_checkpoint
+from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
+from nerfstudio_trim.nerfstudio.model import SplatfactoTrimModel, viewmats_from_camera_to_worlds
+
+
+def truncated_checkpoint(source: Path, target: Path, keep: float) -> int:
+    """Keep the first ``keep`` fraction of the Gaussians (parameters and Adam state), as a pruned
+    model would have; returns the new count."""
+    state = load_checkpoint(source)
+    count = int(state["pipeline"]["_model.gauss_params.means"].shape[0] * keep)
+    for name in GAUSSIAN_PARAMS:
+        key = f"_model.gauss_params.{name}"
+        state["pipeline"][key] = state["pipeline"][key][:count].clone()
+        for moment in state["optimizers"][name]["state"].values():
+            for k in ("exp_avg", "exp_avg_sq"):
+                moment[k] = moment[k][:count].clone()
+    torch.save(state, target)
+    return count
+
+
+def trainer_from(run_config: Path, checkpoint: Path, output: Path):
+    config = yaml.load(run_config.read_text(), Loader=yaml.Loader)
+    config.load_checkpoint, config.output_dir = checkpoint, output
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    return trainer
+
+
+def one_training_step(trainer) -> None:
+    """What Trainer.train does for one iteration: callbacks, forward, backward, optimizer step."""
+    step = trainer._start_step
+    for location in (TrainingCallbackLocation.BEFORE_TRAIN_ITERATION,):
+        for callback in trainer.callbacks:
+            callback.run_callback_at_location(step, location=location)
+    trainer.train_iteration(step)
+    for callback in trainer.callbacks:
+        callback.run_callback_at_location(step, location=TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+
+
+@pytest.fixture
+def pruned_checkpoint(trained_run, tmp_path):
+    path = tmp_path / "pruned.ckpt"
+    return path, truncated_checkpoint(trained_run.checkpoint, path, keep=0.8)
+
+
+def test_fine_tuning_a_loaded_checkpoint_steps_the_loaded_parameters(trained_run, pruned_checkpoint, tmp_path):
+    path, count = pruned_checkpoint
+    trainer = trainer_from(trained_run.config, path, tmp_path)
+    model = trainer.pipeline.model
+    assert model.num_points == count
+    loaded = {name: p.detach().clone() for name, p in model.gauss_params.items()}
+    one_training_step(trainer)
+    for name, param in model.gauss_params.items():
+        optimizer = trainer.optimizers.optimizers[name]
+        assert optimizer.param_groups[0]["params"][0] is param, f"{name}: optimizer holds another tensor"
+        moments = optimizer.state[param]
+        assert moments["exp_avg"].shape == param.shape == moments["exp_avg_sq"].shape
+    changed = [name for name in ("means", "scales", "opacities", "features_dc") if not torch.equal(loaded[name], model.gauss_params[name])]
+    assert changed == ["means", "scales", "opacities", "features_dc"]
+
+
+def test_the_same_step_with_splatfactos_loader_leaves_parameters_untouched(
+    trained_run, pruned_checkpoint, tmp_path, monkeypatch
+):
+    """Control: with nerfstudio 1.1.5's load_state_dict the bug (trap 1) is there, so the test above
+    really detects it."""
+    monkeypatch.setattr(SplatfactoTrimModel, "load_state_dict", SplatfactoModel.load_state_dict)
+    path, _ = pruned_checkpoint
+    trainer = trainer_from(trained_run.config, path, tmp_path)
+    means = trainer.pipeline.model.gauss_params["means"].detach().clone()
+    one_training_step(trainer)
+    assert torch.equal(means, trainer.pipeline.model.gauss_params["means"])
+
+
+def test_viewmat_matches_splatfacto_convention():
+    g = torch.Generator().manual_seed(0)
+    rot, _ = torch.linalg.qr(torch.randn(3, 3, 3, generator=g))
+    c2w = torch.cat([rot, torch.randn(3, 3, 1, generator=g)], dim=-1)
+    reference = getattr(get_viewmat, "_torchdynamo_orig_callable", get_viewmat)
+    torch.testing.assert_close(viewmats_from_camera_to_worlds(c2w), reference(c2w))
+
+
+def test_lazy_lpips_offline_warns_once_and_returns_nan(capsys):
+    calls = []
+
+    def offline(**kwargs):
+        calls.append(kwargs)
+        raise urllib.error.URLError("Name or service not known")
+
+    lpips = LazyLPIPS(factory=offline, normalize=True)
+    images = torch.rand(1, 3, 16, 16)
+    first, second = lpips(images, images), lpips(images, images)
+    assert torch.isnan(first) and torch.isnan(second)
+    assert not lpips.available and calls == [{"normalize": True}]
+    assert capsys.readouterr().out.count("LPIPS is not available") == 1
+
+
+def test_lazy_lpips_builds_on_first_use_and_keeps_weights_out_of_the_state():
+    class Distance(torch.nn.Module):
+        def __init__(self, normalize):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, a, b):
+            return (a - b).abs().mean() * self.weight
+
+    lpips = LazyLPIPS(factory=Distance, normalize=True)
+    assert lpips.available
+    value = lpips(torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4))
+    assert float(value) == pytest.approx(1.0)
+    assert lpips.state_dict() == {}
+
+
+def test_checkpoint_loading_is_safe_and_errors_are_clear(tmp_path):
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(TrimError, match="not a readable nerfstudio checkpoint"):
+        load_checkpoint(garbage)
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"pipeline": {"x": Exploit()}}, evil)
+    with pytest.raises(TrimError):
+        load_checkpoint(evil)
+    assert not marker.exists(), "loading must never run code from the file"
+
+    no_pipeline = tmp_path / "weights.ckpt"
+    torch.save({"model": torch.zeros(2)}, no_pipeline)
+    with pytest.raises(TrimError, match="no 'pipeline' state"):
+        load_checkpoint(no_pipeline)
+    with pytest.raises(TrimError, match="not a splatfacto checkpoint"):
+        gaussian_state({"_model.field.weight": torch.zeros(1)})
+
+
+def test_legacy_checkpoint_layout_is_accepted():
+    state = {f"_model.{name}": torch.zeros(2) for name in GAUSSIAN_PARAMS}
+    assert set(gaussian_state(state)) == set(GAUSSIAN_PARAMS)
