@@ -1,0 +1,54 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11:
+#   make demo   - run the main job on the embedded demo scene
+#   make test   - run the test suite
+# The virtual environment (~8 GB: torch with its CUDA libraries) is cached outside the clone and keyed
+# by constraints.txt, so it is built once per lock file and reused by every clone and CI run.
+
+PYTHON ?= python3.11
+LOCK := constraints.txt
+LOCK_KEY := $(shell sha256sum $(LOCK) | cut -c1-16)
+VENV ?= $(HOME)/.cache/nerfstudio-trim/venv-$(LOCK_KEY)
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.deps-installed
+export PATH := $(BIN):$(PATH)
+
+.PHONY: demo test env install bench scene baseline clean-outputs
+
+demo: install
+	$(BIN)/python demo/run_demo.py
+
+test: install
+	$(BIN)/python -m pytest
+
+# Dependencies, once per lock file. The stamp is written last: an interrupted build has none, and
+# the next run starts that environment again from scratch.
+$(STAMP): $(LOCK)
+	@echo "Creating the environment in $(VENV) (first time only: ~5 minutes, ~8 GB)"
+	rm -rf "$(VENV)"
+	$(PYTHON) -m venv "$(VENV)"
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c $(LOCK) torch torchvision
+	$(BIN)/python -m pip install -q -c $(LOCK) nerfstudio gsplat pytest setuptools
+	touch $(STAMP)
+
+env: $(STAMP)
+
+# This clone's package, editable, into the shared environment (a few seconds; every run, since
+# another clone may have installed its own copy since).
+install: $(STAMP)
+	@$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "^\s*$$" || true
+	@$(BIN)/python -c "import nerfstudio_trim, sys; sys.exit(0)"
+
+bench: install
+	$(BIN)/python benchmarks/bench_cpu_raster.py
+
+# Re-render the demo scene (Debian's blender, Cycles on CPU; ~5 minutes).
+scene:
+	blender -b --python demo/make_scene.py -- --out demo/scene
+
+# Retrain the committed demo baseline from scratch on CPU (the schedule used for demo/baseline).
+baseline: install
+	$(BIN)/python demo/train_baseline.py
+
+clean-outputs:
+	rm -rf outputs
