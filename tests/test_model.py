@@ -152,3 +152,22 @@ def test_checkpoint_loading_is_safe_and_errors_are_clear(tmp_path):
 def test_legacy_checkpoint_layout_is_accepted():
     state = {f"_model.{name}": torch.zeros(2) for name in GAUSSIAN_PARAMS}
     assert set(gaussian_state(state)) == set(GAUSSIAN_PARAMS)
+
+
+def test_quantization_aware_forward_renders_exactly_the_stored_values(trained_run, tmp_path):
+    from nerfstudio_trim.core.quantize import quantize_sh
+    from nerfstudio_trim.core.schedule import TrimState
+
+    trainer = trainer_from(trained_run.config, trained_run.checkpoint, tmp_path)
+    model = trainer.pipeline.model
+    plain = model.render_parameters()
+    assert all(plain[k] is model.gauss_params[k] for k in GAUSSIAN_PARAMS)  # no quantization before trimming
+    model.trimmer.state = TrimState(initial_count=model.num_points)
+    rendered = model.render_parameters()
+    rest = quantize_sh(model.gauss_params["features_rest"]).dequantize()
+    dc = quantize_sh(model.gauss_params["features_dc"][:, None, :]).dequantize()[:, 0, :]
+    assert torch.equal(rendered["features_rest"], rest) and torch.equal(rendered["features_dc"], dc)
+    for name in ("means", "scales", "quats", "opacities"):
+        assert torch.equal(rendered[name], model.gauss_params[name].detach().half().float())
+    rendered["features_rest"].sum().backward()  # straight through to the parameter
+    assert torch.equal(model.gauss_params["features_rest"].grad, torch.ones_like(rest))

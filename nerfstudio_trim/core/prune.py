@@ -1,8 +1,9 @@
 """Removing and restoring Gaussians consistently in parameters, optimizer state and strategy state.
 
-Parameters keep their identity (``param.data`` is replaced), so optimizers built before keep stepping
-them; every per-Gaussian tensor in an optimizer's state (Adam's moments) or in a densification
-strategy's state is cut or extended the same way.
+Each parameter is replaced by a new ``nn.Parameter`` of the new size, rebound in the parameter mapping
+and in its optimizer, which keeps its state (Adam's moments) cut or extended the same way; so is every
+per-Gaussian tensor of a densification strategy's state. (Resizing ``param.data`` in place is not
+safe once a forward pass has run: autograd caches each leaf's shape while a graph is alive.)
 """
 
 from __future__ import annotations
@@ -14,21 +15,26 @@ from torch import Tensor
 
 
 def _resize(
-    params: Mapping[str, Tensor],
+    params: MutableMapping[str, Tensor],
     optimizers: Mapping[str, torch.optim.Optimizer],
     strategy_state: Optional[MutableMapping[str, Any]],
     change: Callable[[str, Tensor, bool], Tensor],
 ) -> None:
     """Apply ``change(group, tensor, is_parameter)`` to every per-Gaussian tensor."""
     count = next(iter(params.values())).shape[0]
-    for name, param in params.items():
+    for name, param in list(params.items()):
+        new_param = torch.nn.Parameter(change(name, param.detach(), True), requires_grad=param.requires_grad)
         optimizer = optimizers.get(name)
-        moments = optimizer.state.get(param, {}) if optimizer is not None else {}
-        for key, value in list(moments.items()):
-            if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == count:
-                moments[key] = change(name, value, False)
-        param.data = change(name, param.data, True)
-        param.grad = None
+        if optimizer is not None:
+            moments = optimizer.state.pop(param, {})
+            for key, value in list(moments.items()):
+                if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == count:
+                    moments[key] = change(name, value, False)
+            for group in optimizer.param_groups:
+                group["params"] = [new_param if p is param else p for p in group["params"]]
+            if moments:
+                optimizer.state[new_param] = moments
+        params[name] = new_param
     for key, value in (strategy_state or {}).items():
         if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == count:
             strategy_state[key] = change(key, value, False)
@@ -36,7 +42,7 @@ def _resize(
 
 @torch.no_grad()
 def remove_gaussians(
-    params: Mapping[str, Tensor],
+    params: MutableMapping[str, Tensor],
     optimizers: Mapping[str, torch.optim.Optimizer],
     remove: Tensor,
     strategy_state: Optional[MutableMapping[str, Any]] = None,
@@ -50,7 +56,7 @@ def remove_gaussians(
 
 @torch.no_grad()
 def append_gaussians(
-    params: Mapping[str, Tensor],
+    params: MutableMapping[str, Tensor],
     optimizers: Mapping[str, torch.optim.Optimizer],
     values: Mapping[str, Tensor],
     strategy_state: Optional[MutableMapping[str, Any]] = None,

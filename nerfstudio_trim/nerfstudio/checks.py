@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import torch
 from nerfstudio.data.datamanagers.base_datamanager import DataManagerConfig
@@ -27,9 +27,14 @@ def check_device(device_type: str) -> None:
         raise TrimError("no CUDA GPU is available on this machine; add --machine.device-type cpu")
 
 
-def check_checkpoint(path: Path) -> None:
-    """``path`` is a checkpoint that torch reads safely and that holds splatfacto's Gaussian parameters."""
-    gaussian_state(load_checkpoint(path)["pipeline"])
+def check_checkpoint(path: Path) -> Dict[str, Any]:
+    """``path`` is a checkpoint that torch reads safely, holding splatfacto's Gaussian parameters, all
+    finite. Returns its pipeline state."""
+    pipeline = load_checkpoint(path)["pipeline"]
+    for name, values in gaussian_state(pipeline).items():
+        if not torch.isfinite(values).all():
+            raise TrimError(f"{path} has non-finite values (NaN or inf) in its Gaussians' {name}")
+    return pipeline
 
 
 def check_load_dir(load_dir: Optional[Path]) -> None:

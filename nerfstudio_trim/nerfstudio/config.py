@@ -20,7 +20,7 @@ from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 from nerfstudio_trim.errors import install_excepthook
-from nerfstudio_trim.nerfstudio.checkpoints import allow_nerfstudio_checkpoint_globals
+from nerfstudio_trim.nerfstudio.checkpoints import allow_nerfstudio_checkpoint_globals, gaussian_state
 from nerfstudio_trim.nerfstudio.checks import check_checkpoint, check_data, check_device, check_load_dir
 from nerfstudio_trim.nerfstudio.model import SplatfactoTrimModelConfig
 
@@ -30,7 +30,8 @@ install_excepthook()
 
 @dataclass
 class TrimTrainerConfig(TrainerConfig):
-    """nerfstudio's trainer config; the inputs are checked before the run writes anything."""
+    """nerfstudio's trainer config; the inputs (device, checkpoint, trim schedule, data) are checked
+    before the run writes anything."""
 
     _target: Type = field(default_factory=lambda: Trainer)
 
@@ -38,7 +39,11 @@ class TrimTrainerConfig(TrainerConfig):
         """Check device, checkpoint and data, then write config.yml (the run's first file)."""
         check_device(self.machine.device_type)
         if self.load_checkpoint is not None:
-            check_checkpoint(self.load_checkpoint)
+            pipeline = check_checkpoint(self.load_checkpoint)
+            model = self.pipeline.model
+            resuming = (pipeline.get("_model._extra_state") or {}).get("trim_state") is not None
+            if isinstance(model, SplatfactoTrimModelConfig) and model.trim.enabled and not resuming:
+                model.trim.schedule().validate(gaussian_state(pipeline)["means"].shape[0])
         check_load_dir(self.load_dir)
         check_data(self.pipeline.datamanager)
         super().save_config()

@@ -5,25 +5,31 @@ Differences from nerfstudio 1.1.5's ``SplatfactoModel`` (see design.md section 2
   rasterizer otherwise; no ``.cuda()`` anywhere (trap 4);
 - ``load_state_dict`` resizes the existing parameters in place, so the optimizers built before the
   checkpoint was loaded step the loaded values (trap 1);
-- LPIPS is built on first use and is left out of the metrics, with one warning, offline (trap 5).
+- LPIPS is built on first use and is left out of the metrics, with one warning, offline (trap 5);
+- after ``--load-checkpoint`` it trims (``nerfstudio/trimming.py``): scored pruning rounds with
+  fine-tuning, rendered through the quantization the exported file will use, never densifying.
 Trained from scratch it behaves as splatfacto does, densification included.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple, Type, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, Union
 from unittest import mock
 
 import torch
 import torchmetrics.image.lpip
 from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.models.splatfacto import RGB2SH, SplatfactoModel, SplatfactoModelConfig
 from torch import Tensor, nn
 
+from nerfstudio_trim.core.quantize import fake_float16, fake_quantize_sh
 from nerfstudio_trim.core.rasterize import rasterize
 from nerfstudio_trim.nerfstudio.checkpoints import GAUSSIAN_PARAMS
 from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
+from nerfstudio_trim.nerfstudio.trim_config import TrimConfig
+from nerfstudio_trim.nerfstudio.trimming import TrainingViews, Trimmer
 
 
 def viewmats_from_camera_to_worlds(camera_to_worlds: Tensor) -> Tensor:
@@ -38,9 +44,11 @@ def viewmats_from_camera_to_worlds(camera_to_worlds: Tensor) -> Tensor:
 
 @dataclass
 class SplatfactoTrimModelConfig(SplatfactoModelConfig):
-    """splatfacto's model options; the trimming options arrive with the trimming stage."""
+    """splatfacto's model options plus the trimming stage's (``trim``)."""
 
     _target: Type = field(default_factory=lambda: SplatfactoTrimModel)
+    trim: TrimConfig = field(default_factory=TrimConfig)
+    """Trimming after --load-checkpoint."""
 
 
 class SplatfactoTrimModel(SplatfactoModel):
@@ -59,6 +67,7 @@ class SplatfactoTrimModel(SplatfactoModel):
             super().populate_modules()
         if seed_colours is not None:
             self._set_seed_colours(seed_colours)
+        self.trimmer = Trimmer(self.config.trim)
 
     @torch.no_grad()
     def _set_seed_colours(self, colours: Tensor) -> None:
@@ -82,6 +91,7 @@ class SplatfactoTrimModel(SplatfactoModel):
         checkpoint's size, so optimizer and model share tensors. LPIPS weights are not model state.
         """
         state = {key: value for key, value in state_dict.items() if not key.startswith("lpips.")}
+        state.setdefault("_extra_state", {"trim_state": None, "removed": None})  # plain splatfacto
         for name in GAUSSIAN_PARAMS:  # checkpoints from before splatfacto's ParameterDict
             if name in state:
                 state[f"gauss_params.{name}"] = state.pop(name)
@@ -90,6 +100,57 @@ class SplatfactoTrimModel(SplatfactoModel):
             for param in self.gauss_params.values():
                 param.data = param.data.new_zeros((count, *param.shape[1:]))
         return nn.Module.load_state_dict(self, state, strict=strict, **kwargs)
+
+    def get_extra_state(self) -> Dict[str, Any]:
+        """The trim run's progress, so a mid-trim checkpoint resumes where it stopped."""
+        return self.trimmer.extra_state()
+
+    def set_extra_state(self, state: Any) -> None:
+        self.trimmer.load_extra_state(state)
+
+    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        """splatfacto's callbacks, plus the trimming step when a checkpoint was loaded (or a trim resumes).
+
+        A trim run's length comes from its schedule: ``max_num_iterations`` becomes an upper bound
+        and the run stops itself when the schedule is done.
+        """
+        callbacks = super().get_training_callbacks(training_callback_attributes)
+        trainer = training_callback_attributes.trainer
+        trimming = self.trimmer.active or getattr(trainer.config, "load_checkpoint", None) is not None
+        if self.config.trim.enabled and trimming and trainer is not None:
+            views = TrainingViews(training_callback_attributes.pipeline.datamanager, self.device)
+            trainer.config.max_num_iterations = self.trimmer.remaining_steps(trainer._start_step, self.num_points)
+            callbacks.append(
+                TrainingCallback(
+                    [TrainingCallbackLocation.BEFORE_TRAIN_ITERATION],
+                    lambda step: self.trimmer.step(self, views, step, trainer),
+                )
+            )
+        return callbacks
+
+    def step_post_backward(self, step: int) -> None:
+        """Densification (splatfacto's strategy), never while trimming."""
+        if not self.trimmer.active:
+            super().step_post_backward(step)
+
+    def render_parameters(self) -> Dict[str, Tensor]:
+        """The Gaussian parameters as rendered: while trimming (quantization-aware), exactly the values
+        the exported file stores: SH as 8-bit codes decoded, everything else rounded to float16."""
+        params: Dict[str, Tensor] = dict(self.gauss_params.items())
+        if not (self.trimmer.active and self.config.trim.quantize):
+            return params
+        per = self.config.trim.sh_quantization
+        quantized = {name: fake_float16(value) for name, value in params.items()}
+        quantized["features_dc"] = fake_quantize_sh(params["features_dc"][:, None, :], per)[:, 0, :]
+        quantized["features_rest"] = fake_quantize_sh(params["features_rest"], per)
+        return quantized
+
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
+        """splatfacto's losses, plus the optional L1 penalty on higher SH bands while trimming."""
+        losses = super().get_loss_dict(outputs, batch, metrics_dict)
+        if self.trimmer.active and self.config.trim.sh_rest_l1 > 0:
+            losses["sh_rest_l1"] = self.config.trim.sh_rest_l1 * self.features_rest.abs().mean()
+        return losses
 
     def get_outputs(self, camera: Cameras) -> Dict[str, Union[Tensor, Any]]:
         """Render ``camera`` (one camera) on the model's device: rgb, depth, accumulation, background."""
@@ -102,7 +163,7 @@ class SplatfactoTrimModel(SplatfactoModel):
         else:
             camera_to_worlds = camera.camera_to_worlds
 
-        params: Dict[str, Tensor] = dict(self.gauss_params.items())
+        params = self.render_parameters()
         if self.crop_box is not None and not self.training:
             inside = self.crop_box.within(params["means"]).squeeze()
             if not bool(inside.any()):
@@ -137,9 +198,9 @@ class SplatfactoTrimModel(SplatfactoModel):
             sh_degree=sh_degree,
             render_mode=render_mode,
             rasterize_mode=self.config.rasterize_mode,
-            absgrad=self.strategy.absgrad,
+            absgrad=self.strategy.absgrad and not self.trimmer.active,
         )
-        if self.training:
+        if self.training and not self.trimmer.active:
             self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
 
         background = self._get_background_color()
