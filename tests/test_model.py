@@ -171,3 +171,14 @@ def test_quantization_aware_forward_renders_exactly_the_stored_values(trained_ru
         assert torch.equal(rendered[name], model.gauss_params[name].detach().half().float())
     rendered["features_rest"].sum().backward()  # straight through to the parameter
     assert torch.equal(model.gauss_params["features_rest"].grad, torch.ones_like(rest))
+
+
+def test_score_heat_map_is_an_eval_output_once_scores_exist(trained_run, tmp_path):
+    trainer = trainer_from(trained_run.config, trained_run.checkpoint, tmp_path)
+    model = trainer.pipeline.model.eval()
+    camera = trainer.pipeline.datamanager.train_dataset.cameras[0:1]
+    assert "trim_score" not in model.get_outputs_for_camera(camera)
+    model.trimmer.last_scores = torch.rand(model.num_points)
+    heat = model.get_outputs_for_camera(camera)["trim_score"]
+    assert heat.shape == (int(camera.height), int(camera.width), 1)
+    assert 0.0 <= float(heat.min()) and float(heat.max()) <= 1.0 and float(heat.max()) > 0

@@ -22,6 +22,7 @@ import torchmetrics.image.lpip
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.models.splatfacto import RGB2SH, SplatfactoModel, SplatfactoModelConfig
+from nerfstudio.viewer.viewer_elements import ViewerNumber
 from torch import Tensor, nn
 
 from nerfstudio_trim.core.quantize import fake_float16, fake_quantize_sh
@@ -68,6 +69,9 @@ class SplatfactoTrimModel(SplatfactoModel):
         if seed_colours is not None:
             self._set_seed_colours(seed_colours)
         self.trimmer = Trimmer(self.config.trim)
+        # Viewer elements are collected before the checkpoint loads (design.md trap 9): made here.
+        self.viewer_gaussians = ViewerNumber("Trim: Gaussians", default_value=0, disabled=True)
+        self.viewer_size_mb = ViewerNumber("Trim: estimated file (MB)", default_value=0.0, disabled=True)
 
     @torch.no_grad()
     def _set_seed_colours(self, colours: Tensor) -> None:
@@ -211,9 +215,25 @@ class SplatfactoTrimModel(SplatfactoModel):
         if render_mode == "RGB+ED":
             depth = render[..., 3:4]
             depth = torch.where(alpha > 0, depth, depth.detach().max()).squeeze(0)
+        outputs = {"rgb": rgb.squeeze(0), "depth": depth, "accumulation": alpha.squeeze(0), "background": background}
         if not self.training:
-            background = background.expand(height, width, 3)
-        return {"rgb": rgb.squeeze(0), "depth": depth, "accumulation": alpha.squeeze(0), "background": background}
+            outputs["background"] = background.expand(height, width, 3)
+            heat = self.trimmer.score_colours(self.num_points)
+            if heat is not None and self.crop_box is None:
+                outputs["trim_score"] = self._render_features(params, heat, camera_to_worlds, intrinsics, width, height)
+        return outputs
+
+    def _render_features(
+        self, params: Dict[str, Tensor], features: Tensor, camera_to_worlds: Tensor, intrinsics: Tensor, width: int, height: int
+    ) -> Tensor:
+        """[H, W, D] composite of per-Gaussian ``features`` [N, D] (e.g. the score heat-map)."""
+        render, _, _ = rasterize(
+            means=params["means"], quats=params["quats"], scales=torch.exp(params["scales"]),
+            opacities=torch.sigmoid(params["opacities"]).squeeze(-1), colors=features,
+            viewmats=viewmats_from_camera_to_worlds(camera_to_worlds.to(self.device)), Ks=intrinsics,
+            width=width, height=height, rasterize_mode=self.config.rasterize_mode,
+        )  # fmt: skip
+        return render.squeeze(0)
 
     def get_image_metrics_and_images(
         self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]

@@ -66,6 +66,7 @@ class Trimmer:
         self.schedule = config.schedule()
         self.state: Optional[TrimState] = None
         self.removed: Optional[Dict[str, Tensor]] = None  # Gaussians of the last round, for a rollback
+        self.last_scores: Optional[Tensor] = None  # scores of the kept Gaussians at the last round
 
     @property
     def active(self) -> bool:
@@ -106,6 +107,7 @@ class Trimmer:
             scores = self.scores(model, views)
             remove = self.removal(model, scores, model.num_points - keep)
             self.removed = remove_gaussians(model.gauss_params, model.optimizers, remove, model.strategy_state)
+            self.last_scores = scores[~remove]
         elif action == Action.ROLLBACK:
             if self.removed is not None:
                 append_gaussians(model.gauss_params, model.optimizers, self.removed, model.strategy_state)
@@ -115,6 +117,15 @@ class Trimmer:
         else:
             trainer.stop_training = True
         self.report(model, step, action, psnr)
+
+    def score_colours(self, count: int) -> Optional[Tensor]:
+        """[N, 1] the last round's scores as log-scaled values in [0, 1] for a heat-map, or None when
+        there are none for the current Gaussians."""
+        if self.last_scores is None or self.last_scores.shape[0] != count or count == 0:
+            return None
+        logs = torch.log10(self.last_scores.clamp(min=1e-12))
+        low, high = torch.quantile(logs, 0.01), torch.quantile(logs, 0.99)
+        return ((logs - low) / (high - low).clamp(min=1e-6)).clamp(0, 1)[:, None]
 
     def scores(self, model: Any, views: TrainingViews) -> Tensor:
         """One score per Gaussian, by the configured mode."""
@@ -170,6 +181,8 @@ class Trimmer:
             f"[bold]trim[/bold] step {step}: {action.value} (round {self.state.rounds}) -> {count:,} Gaussians, "
             f"{count / initial:.1%} kept, ~{size_mb:.2f} MB{quality}"
         )
+        model.viewer_gaussians.value = count
+        model.viewer_size_mb.value = round(size_mb, 3)
         writer.put_scalar(name="Trim/gaussians", scalar=count, step=step)
         writer.put_scalar(name="Trim/fraction_kept", scalar=count / initial, step=step)
         writer.put_scalar(name="Trim/estimated_size_mb", scalar=size_mb, step=step)
