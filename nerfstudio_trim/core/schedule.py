@@ -49,7 +49,7 @@ class TrimState:
         return cls(**values)
 
 
-@dataclass(frozen=True)
+@dataclass
 class TrimSchedule:
     """Defaults are the seed method's: 5% per round, 1,000 iterations between rounds, 5,000 at the end.
 
@@ -60,14 +60,23 @@ class TrimSchedule:
     """
 
     prune_fraction: float = 0.05
+    """Fraction of the current Gaussians removed per round."""
     steps_per_round: int = 1000
+    """Fine-tuning iterations after each pruning round."""
     final_steps: int = 5000
+    """Fine-tuning iterations after the last round."""
     max_rounds: int = 100
+    """Most pruning rounds in a run."""
     target_count: Optional[int] = None
+    """Stop pruning at this many Gaussians."""
     target_fraction: Optional[float] = None
+    """Stop pruning at this fraction of the loaded model's Gaussians."""
     target_size_mb: Optional[float] = None
+    """Stop pruning when the exported file is estimated at this size (MB)."""
     bytes_per_gaussian: float = 40.0
+    """File bytes per Gaussian used to estimate the size (the seed method's measured figure)."""
     max_psnr_drop: Optional[float] = 0.1
+    """Stop when training-view PSNR falls this many dB below the loaded model (that round is undone)."""
 
     def count_target(self, initial_count: int) -> int:
         """Fewest Gaussians any configured count, fraction or size target allows (0 if none is set)."""

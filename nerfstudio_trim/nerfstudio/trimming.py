@@ -63,7 +63,7 @@ class Trimmer:
 
     def __init__(self, config: TrimConfig):
         self.config = config
-        self.schedule = config.schedule()
+        self.schedule = config
         self.state: Optional[TrimState] = None
         self.removed: Optional[Dict[str, Tensor]] = None  # Gaussians of the last round, for a rollback
         self.last_scores: Optional[Tensor] = None  # scores of the kept Gaussians at the last round
