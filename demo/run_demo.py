@@ -4,7 +4,8 @@
    demo scene) on the held-out views;
 2. ``ns-train splatfacto-trim --load-checkpoint BASELINE`` with a schedule shortened for CPU
    (``TRIM_FLAGS``: 20% per round, 100 fine-tuning steps between rounds, 200 at the end, down to
-   half the Gaussians, a 0.3 dB training-view PSNR floor; the GPU defaults are 5%, 1,000, 5,000 and 0.1);
+   half the Gaussians, a 0.3 dB training-view PSNR floor; the GPU defaults are 5%, 1,000, 5,000 and 0.1)
+   and the baseline's learning-rate schedule;
 3. ``ns-eval`` of the trimmed model, and a table of both.
 Everything is written under outputs/demo/; the committed baseline is only read.
 """
@@ -30,6 +31,9 @@ TRIM_FLAGS = [
     "--pipeline.model.trim.prune-fraction", "0.2", "--pipeline.model.trim.steps-per-round", "100",
     "--pipeline.model.trim.final-steps", "200", "--pipeline.model.trim.target-fraction", "0.5",
     "--pipeline.model.trim.max-psnr-drop", "0.3",
+    # the baseline's own learning-rate schedule (demo/train_baseline.py): a 30k-step splatfacto
+    # checkpoint needs nothing here, its schedules resume at their final values
+    "--optimizers.means.scheduler.max-steps", "4000",
 ]  # fmt: skip
 BIN = Path(sys.executable).parent
 console = Console()
@@ -40,10 +44,15 @@ def run(command: list, what: str, quiet: bool) -> subprocess.CompletedProcess:
     if quiet:
         with console.status(what):
             result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    else:
+    else:  # stream the trim log lines as they come, keep the rest for an error report
         console.rule(what)
-        result = subprocess.run(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        console.print("\n".join(line for line in result.stdout.splitlines() if line.startswith("trim")), markup=False)
+        lines = []
+        with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+            for line in process.stdout:
+                lines.append(line)
+                if line.startswith("trim"):
+                    console.print(line.rstrip(), markup=False)
+        result = subprocess.CompletedProcess(command, process.returncode, "".join(lines), "")
     if result.returncode != 0:
         console.print((result.stdout or "")[-4000:], (result.stderr or "")[-4000:], markup=False)
         sys.exit(f"error: {what} failed")

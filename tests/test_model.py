@@ -182,3 +182,25 @@ def test_score_heat_map_is_an_eval_output_once_scores_exist(trained_run, tmp_pat
     heat = model.get_outputs_for_camera(camera)["trim_score"]
     assert heat.shape == (int(camera.height), int(camera.width), 1)
     assert 0.0 <= float(heat.min()) and float(heat.max()) <= 1.0 and float(heat.max()) > 0
+
+
+def test_config_written_before_a_field_existed_still_loads():
+    from nerfstudio_trim.nerfstudio.model import SplatfactoTrimModelConfig
+
+    config = SplatfactoTrimModelConfig(sh_degree=2)
+    text = yaml.dump(config)
+    old = yaml.load(text, Loader=yaml.Loader)
+    del old.__dict__["trim"]  # as if written by a version without trimming
+    reloaded = yaml.load(yaml.dump(old), Loader=yaml.Loader)
+    assert reloaded.sh_degree == 2 and reloaded.trim.enabled and reloaded.trim.prune_fraction == 0.05
+
+
+def test_trimming_fine_tunes_at_full_resolution(trained_run, tmp_path):
+    from nerfstudio_trim.core.schedule import TrimState
+
+    trainer = trainer_from(trained_run.config, trained_run.checkpoint, tmp_path)
+    model = trainer.pipeline.model.train()
+    model.step = 0
+    assert model._get_downscale_factor() == 4  # splatfacto's coarse-to-fine start (2 downscales)
+    model.trimmer.state = TrimState(initial_count=model.num_points)
+    assert model._get_downscale_factor() == 1

@@ -13,7 +13,7 @@ Trained from scratch it behaves as splatfacto does, densification included.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, Union
 from unittest import mock
 
@@ -50,6 +50,12 @@ class SplatfactoTrimModelConfig(SplatfactoModelConfig):
     _target: Type = field(default_factory=lambda: SplatfactoTrimModel)
     trim: TrimConfig = field(default_factory=TrimConfig)
     """Trimming after --load-checkpoint."""
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        """Unpickling a config.yml (ns-eval, --load-config) written before a field existed gives
+        that field its default instead of failing later with AttributeError."""
+        defaults = {f.name: getattr(type(self)(), f.name) for f in fields(self) if f.name not in state}
+        self.__dict__.update({**defaults, **state})
 
 
 class SplatfactoTrimModel(SplatfactoModel):
@@ -131,6 +137,11 @@ class SplatfactoTrimModel(SplatfactoModel):
                 )
             )
         return callbacks
+
+    def _get_downscale_factor(self) -> int:
+        """splatfacto's coarse-to-fine resolution schedule, but full resolution while trimming: a trained
+        model fine-tuned on downscaled images loses its detail."""
+        return 1 if self.trimmer.active else super()._get_downscale_factor()
 
     def step_post_backward(self, step: int) -> None:
         """Densification (splatfacto's strategy), never while trimming."""

@@ -13,7 +13,6 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 
 import torch
 from nerfstudio.cameras.cameras import Cameras
-from nerfstudio.utils import writer
 from nerfstudio.utils.rich_utils import CONSOLE
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor, nn
@@ -181,6 +180,10 @@ class Trimmer:
             f"[bold]trim[/bold] step {step}: {action.value} (round {self.state.rounds}) -> {count:,} Gaussians, "
             f"{count / initial:.1%} kept, ~{size_mb:.2f} MB{quality}"
         )
+        # Imported here: nerfstudio.utils.writer and nerfstudio.configs.base_config import each other,
+        # so importing the writer first (this module on its own) would fail.
+        from nerfstudio.utils import writer
+
         model.viewer_gaussians.value = count
         model.viewer_size_mb.value = round(size_mb, 3)
         writer.put_scalar(name="Trim/gaussians", scalar=count, step=step)
