@@ -20,9 +20,10 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-# Dependencies, once per lock file. The stamp is written last: an interrupted build has none, and
-# the next run starts that environment again from scratch.
-$(STAMP): $(LOCK)
+# Dependencies, once per lock file: the environment's folder name carries the lock file's hash, so
+# the stamp has no prerequisite (a fresh clone's newer file times must not trigger a rebuild). The
+# stamp is written last: an interrupted build has none, and the next run starts it again.
+$(STAMP):
 	@echo "Creating the environment in $(VENV) (first time only: ~5 minutes, ~8 GB)"
 	rm -rf "$(VENV)"
 	$(PYTHON) -m venv "$(VENV)"
