@@ -30,9 +30,11 @@ def truncated_checkpoint(source: Path, target: Path, keep: float) -> int:
     return count
 
 
-def trainer_from(run_config: Path, checkpoint: Path, output: Path):
+def trainer_from(run_config: Path, checkpoint: Path, output: Path, trim: bool = False):
+    """A set-up Trainer that loads ``checkpoint``; by default plain fine-tuning (no trimming)."""
     config = yaml.load(run_config.read_text(), Loader=yaml.Loader)
     config.load_checkpoint, config.output_dir = checkpoint, output
+    config.pipeline.model.trim.enabled = trim
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     return trainer
@@ -67,6 +69,7 @@ def test_fine_tuning_a_loaded_checkpoint_steps_the_loaded_parameters(trained_run
         assert optimizer.param_groups[0]["params"][0] is param, f"{name}: optimizer holds another tensor"
         moments = optimizer.state[param]
         assert moments["exp_avg"].shape == param.shape == moments["exp_avg_sq"].shape
+    assert model.num_points == count
     changed = [name for name in ("means", "scales", "opacities", "features_dc") if not torch.equal(loaded[name], model.gauss_params[name])]
     assert changed == ["means", "scales", "opacities", "features_dc"]
 
@@ -81,6 +84,7 @@ def test_the_same_step_with_splatfactos_loader_leaves_parameters_untouched(
     trainer = trainer_from(trained_run.config, path, tmp_path)
     means = trainer.pipeline.model.gauss_params["means"].detach().clone()
     one_training_step(trainer)
+    assert means.shape == trainer.pipeline.model.gauss_params["means"].shape
     assert torch.equal(means, trainer.pipeline.model.gauss_params["means"])
 
 
