@@ -8,6 +8,7 @@ the training views from nerfstudio's full-image datamanager; the decisions come 
 from __future__ import annotations
 
 import math
+import time
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, Optional, Tuple
 
@@ -61,8 +62,7 @@ class Trimmer:
     """State and actions of one trim run (see ``core.schedule`` for the decisions)."""
 
     def __init__(self, config: TrimConfig):
-        self.config = config
-        self.schedule = config
+        self.config = config  # the options, which are also the schedule (TrimConfig extends TrimSchedule)
         self.state: Optional[TrimState] = None
         self.removed: Optional[Dict[str, Tensor]] = None  # Gaussians of the last round, for a rollback
         self.last_scores: Optional[Tensor] = None  # scores of the kept Gaussians at the last round
@@ -84,26 +84,29 @@ class Trimmer:
     def remaining_steps(self, step: int, count: int) -> int:
         """Upper bound on the training steps left from ``step`` for a model of ``count`` Gaussians."""
         if self.state is None:
-            return self.schedule.max_steps(count)
-        rounds = min(self.schedule.max_rounds - self.state.rounds, self.schedule.rounds_to_target(count))
+            return self.config.max_steps(count)
+        rounds = min(self.config.max_rounds - self.state.rounds, self.config.rounds_to_target(count))
         ahead = max(0, self.state.next_step - step)
-        return ahead + (rounds + 1) * self.schedule.steps_per_round + self.schedule.final_steps + 1
+        return ahead + (rounds + 1) * self.config.steps_per_round + self.config.final_steps + 1
 
     def step(self, model: Any, views: TrainingViews, step: int, trainer: Any) -> None:
         """Called before training iteration ``step``: start, prune, check quality or stop when due."""
         if self.state is None:
-            reference = self.training_psnr(model, views) if self.schedule.max_psnr_drop is not None else None
-            self.state = self.schedule.begin(step, model.num_points, reference)
+            reference = self.training_psnr(model, views) if self.config.max_psnr_drop is not None else None
+            self.state = self.config.begin(step, model.num_points, reference)
             CONSOLE.print(
                 f"[bold]trim[/bold]: {model.num_points:,} Gaussians loaded"
                 + (f", training-view PSNR {reference:.2f} dB" if reference is not None else "")
             )
-        if not self.schedule.is_due(self.state, step):
+        if not self.config.is_due(self.state, step):
             return
-        psnr = self.training_psnr(model, views) if self.schedule.needs_quality_check(self.state) else None
-        action, keep, self.state = self.schedule.decide(self.state, step, model.num_points, psnr)
+        psnr = self.training_psnr(model, views) if self.config.needs_quality_check(self.state) else None
+        action, keep, self.state = self.config.decide(self.state, step, model.num_points, psnr)
+        scoring_seconds = None
         if action == Action.PRUNE:
+            started = time.perf_counter()
             scores = self.scores(model, views)
+            scoring_seconds = time.perf_counter() - started
             remove = self.removal(model, scores, model.num_points - keep)
             self.removed = remove_gaussians(model.gauss_params, model.optimizers, remove, model.strategy_state)
             self.last_scores = scores[~remove]
@@ -115,7 +118,7 @@ class Trimmer:
             self.removed = None
         else:
             trainer.stop_training = True
-        self.report(model, step, action, psnr)
+        self.report(model, step, action, psnr, scoring_seconds)
 
     def score_colours(self, count: int) -> Optional[Tensor]:
         """[N, 1] the last round's scores as log-scaled values in [0, 1] for a heat-map, or None when
@@ -170,12 +173,15 @@ class Trimmer:
                 progress.advance(task)
         return total / max(1, len(views))
 
-    def report(self, model: Any, step: int, action: Action, psnr: Optional[float]) -> None:
+    def report(
+        self, model: Any, step: int, action: Action, psnr: Optional[float], scoring_seconds: Optional[float]
+    ) -> None:
         """One console line and scalars for nerfstudio's writers (tensorboard, wandb)."""
         assert self.state is not None
         count, initial = model.num_points, self.state.initial_count
-        size_mb = count * self.schedule.bytes_per_gaussian / 1e6
+        size_mb = count * self.config.bytes_per_gaussian / 1e6
         quality = f", training-view PSNR {psnr:.2f} dB" if psnr is not None else ""
+        quality += f", scored in {scoring_seconds:.1f} s" if scoring_seconds is not None else ""
         CONSOLE.print(
             f"[bold]trim[/bold] step {step}: {action.value} (round {self.state.rounds}) -> {count:,} Gaussians, "
             f"{count / initial:.1%} kept, ~{size_mb:.2f} MB{quality}"
@@ -191,3 +197,5 @@ class Trimmer:
         writer.put_scalar(name="Trim/estimated_size_mb", scalar=size_mb, step=step)
         if psnr is not None:
             writer.put_scalar(name="Trim/training_view_psnr", scalar=psnr, step=step)
+        if scoring_seconds is not None:
+            writer.put_scalar(name="Trim/score_pass_seconds", scalar=scoring_seconds, step=step)
