@@ -126,8 +126,8 @@ class SplatfactoTrimModel(SplatfactoModel):
         """
         callbacks = super().get_training_callbacks(training_callback_attributes)
         trainer = training_callback_attributes.trainer
-        trimming = self.trimmer.active or getattr(trainer.config, "load_checkpoint", None) is not None
-        if self.config.trim.enabled and trimming and trainer is not None:
+        loaded = trainer is not None and getattr(trainer.config, "load_checkpoint", None) is not None
+        if trainer is not None and self.config.trim.enabled and (self.trimmer.active or loaded):
             views = TrainingViews(training_callback_attributes.pipeline.datamanager, self.device)
             trainer.config.max_num_iterations = self.trimmer.remaining_steps(trainer._start_step, self.num_points)
             callbacks.append(
