@@ -82,3 +82,11 @@ def test_empty_data_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     result, out = bad_run(tmp_path, tmp_path / "empty")
     assert_clean_failure(result, out, "is missing " + str(tmp_path / "empty" / "transforms.json"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_requested_without_a_gpu(tiny_scene, tmp_path):
+    out = tmp_path / "outputs"
+    result = ns("ns-train", "splatfacto-trim", "--vis", "tensorboard", "--output-dir", str(out),
+                "nerfstudio-data", "--data", str(tiny_scene), cwd=tmp_path, timeout=300)  # fmt: skip
+    assert_clean_failure(result, out, "no CUDA GPU is available on this machine; add --machine.device-type cpu")
