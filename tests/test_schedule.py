@@ -88,3 +88,14 @@ def rounds_by_hand(count, target, fraction):
 def test_schedules_that_cannot_work_are_refused(schedule, message):
     with pytest.raises(TrimError, match=message):
         schedule.begin(0, 1000, 30.0)
+
+
+def test_trim_run_length_bound_covers_rules_that_remove_less_than_the_fraction():
+    from nerfstudio_trim.nerfstudio.trim_config import TrimConfig
+    from nerfstudio_trim.nerfstudio.trimming import Trimmer
+
+    ranked = Trimmer(TrimConfig(target_fraction=0.5, prune_fraction=0.2, steps_per_round=100, final_steps=200))
+    assert ranked.remaining_steps(0, 1000) == (4 + 1) * 100 + 200 + 1  # 4 rounds of 20% reach 50%
+    quantile = Trimmer(TrimConfig(target_fraction=0.5, prune_fraction=0.2, steps_per_round=100, final_steps=200,
+                                  score_mode="opacity-grad-quantile", max_rounds=30))  # fmt: skip
+    assert quantile.remaining_steps(0, 1000) >= 30 * 100 + 200

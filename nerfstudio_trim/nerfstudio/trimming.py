@@ -83,10 +83,11 @@ class Trimmer:
 
     def remaining_steps(self, step: int, count: int) -> int:
         """Upper bound on the training steps left from ``step`` for a model of ``count`` Gaussians."""
-        if self.state is None:
-            return self.config.max_steps(count)
-        rounds = min(self.config.max_rounds - self.state.rounds, self.config.rounds_to_target(count))
-        ahead = max(0, self.state.next_step - step)
+        done = 0 if self.state is None else self.state.rounds
+        rounds = self.config.max_rounds - done
+        if self.config.score_mode != "opacity-grad-quantile":  # the quantile rule may remove less per round
+            rounds = min(rounds, self.config.rounds_to_target(count))
+        ahead = 0 if self.state is None else max(0, self.state.next_step - step)
         return ahead + (rounds + 1) * self.config.steps_per_round + self.config.final_steps + 1
 
     def step(self, model: Any, views: TrainingViews, step: int, trainer: Any) -> None:
