@@ -59,13 +59,30 @@ def run(command: list, what: str, quiet: bool) -> subprocess.CompletedProcess:
     return result
 
 
-def evaluate(config: Path, name: str) -> dict:
-    """``ns-eval`` of ``config``; returns its averaged metrics."""
-    output = OUTPUT / f"{name}_eval.json"
-    result = run([str(BIN / "ns-eval"), "--load-config", str(config), "--output-path", str(output)], f"ns-eval ({name})", True)
+def evaluate(config: Path, output: Path) -> dict:
+    """``ns-eval`` of ``config`` into the JSON file ``output``; returns its averaged metrics."""
+    result = run([str(BIN / "ns-eval"), "--load-config", str(config), "--output-path", str(output)], f"ns-eval {config}", True)
     if "LPIPS is not available" in result.stdout + result.stderr:
         console.print("LPIPS is not available offline (its AlexNet weights cannot be downloaded): PSNR and SSIM only")
     return json.loads((REPO / output).read_text())["results"]
+
+
+def trim_baseline(flags: list, output_dir: Path, what: str) -> tuple:
+    """``ns-train splatfacto-trim --load-checkpoint BASELINE`` with ``flags``; returns the run folder
+    (relative to the repository) and the run's console output."""
+    checkpoint = latest_checkpoint(BASELINE).relative_to(REPO)
+    result = run(
+        [str(BIN / "ns-train"), "splatfacto-trim", "--machine.device-type", "cpu", "--vis", "tensorboard",
+         "--load-checkpoint", str(checkpoint), *flags, "--output-dir", str(output_dir),
+         "--experiment-name", "demo", "--timestamp", "trimmed", "nerfstudio-data", "--data", str(SCENE)],
+        what, False,
+    )  # fmt: skip
+    return output_dir / "demo" / "splatfacto-trim" / "trimmed", result.stdout
+
+
+def count_gaussians(run_dir: Path) -> int:
+    """Gaussians in the latest checkpoint of a run folder."""
+    return gaussian_state(load_checkpoint(latest_checkpoint(run_dir))["pipeline"])["means"].shape[0]
 
 
 def latest_checkpoint(run_dir: Path) -> Path:
@@ -74,20 +91,12 @@ def latest_checkpoint(run_dir: Path) -> Path:
 
 def main() -> None:
     (REPO / OUTPUT).mkdir(parents=True, exist_ok=True)
-    baseline_checkpoint = latest_checkpoint(BASELINE)
-    rows = {"baseline": (BASELINE, evaluate(BASELINE / "config.yml", "baseline"))}
+    rows = {"baseline": (BASELINE, evaluate(BASELINE / "config.yml", OUTPUT / "baseline_eval.json"))}
 
     trim_root = OUTPUT / "trim"
     shutil.rmtree(REPO / trim_root, ignore_errors=True)
-    run(
-        [str(BIN / "ns-train"), "splatfacto-trim", "--machine.device-type", "cpu", "--vis", "tensorboard",
-         "--load-checkpoint", str(baseline_checkpoint.relative_to(REPO)), *TRIM_FLAGS,
-         "--output-dir", str(trim_root), "--experiment-name", "demo", "--timestamp", "trimmed",
-         "nerfstudio-data", "--data", str(SCENE)],
-        "trimming the baseline on CPU (a few minutes)", False,
-    )  # fmt: skip
-    trimmed = trim_root / "demo" / "splatfacto-trim" / "trimmed"
-    rows["trimmed"] = (trimmed, evaluate(trimmed / "config.yml", "trimmed"))
+    trimmed = trim_baseline(TRIM_FLAGS, trim_root, "trimming the baseline on CPU (a few minutes)")[0]
+    rows["trimmed"] = (trimmed, evaluate(trimmed / "config.yml", OUTPUT / "trimmed_eval.json"))
 
     table = Table(title="nerfstudio-trim demo scene: held-out views (ns-eval)")
     for column in ("model", "Gaussians", "kept", "PSNR (dB)", "SSIM", "LPIPS", "checkpoint (MB)"):
@@ -95,7 +104,7 @@ def main() -> None:
     counts = {}
     for name, (run_dir, metrics) in rows.items():
         checkpoint = latest_checkpoint(run_dir)
-        counts[name] = gaussian_state(load_checkpoint(checkpoint)["pipeline"])["means"].shape[0]
+        counts[name] = count_gaussians(run_dir)
         table.add_row(
             name, f"{counts[name]:,}", f"{counts[name] / counts['baseline']:.0%}", f"{metrics['psnr']:.2f}",
             f"{metrics['ssim']:.4f}", f"{metrics['lpips']:.3f}" if "lpips" in metrics else "n/a",
