@@ -82,7 +82,11 @@ def trim_baseline(flags: list, output_dir: Path, what: str) -> tuple:
 
 def count_gaussians(run_dir: Path) -> int:
     """Gaussians in the latest checkpoint of a run folder."""
-    return gaussian_state(load_checkpoint(latest_checkpoint(run_dir))["pipeline"])["means"].shape[0]
+    return gaussians_in(latest_checkpoint(run_dir))
+
+
+def gaussians_in(checkpoint: Path) -> int:
+    return gaussian_state(load_checkpoint(checkpoint)["pipeline"])["means"].shape[0]
 
 
 def latest_checkpoint(run_dir: Path) -> Path:
@@ -104,7 +108,7 @@ def main() -> None:
     counts = {}
     for name, (run_dir, metrics) in rows.items():
         checkpoint = latest_checkpoint(run_dir)
-        counts[name] = count_gaussians(run_dir)
+        counts[name] = gaussians_in(checkpoint)
         table.add_row(
             name, f"{counts[name]:,}", f"{counts[name] / counts['baseline']:.0%}", f"{metrics['psnr']:.2f}",
             f"{metrics['ssim']:.4f}", f"{metrics['lpips']:.3f}" if "lpips" in metrics else "n/a",

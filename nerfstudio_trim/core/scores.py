@@ -13,13 +13,13 @@ Memory stays O(number of Gaussians): gradients are summed in place, never stacke
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Mapping, Optional, Sequence
+from typing import Callable, Literal, Mapping, Optional, Sequence, get_args
 
 import torch
 from torch import Tensor
 
 ScoreMode = Literal["grad-norm", "abs-grad", "opacity-grad-quantile", "opacity", "random"]
-SCORE_MODES: Sequence[str] = ("grad-norm", "abs-grad", "opacity-grad-quantile", "opacity", "random")
+SCORE_MODES: Sequence[str] = get_args(ScoreMode)
 
 
 def per_gaussian_norm(values: Tensor) -> Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -19,7 +20,7 @@ class TileIntersections:
     tile_size: int
     tile_width: int  # tiles per image row
     tile_height: int  # tiles per image column
-    tiles_per_gauss: Tensor  # [C, N] int32 number of tiles each Gaussian touches
+    tiles_per_gauss: Optional[Tensor]  # [C, N] int32 tiles each Gaussian touches (gsplat's tiles only)
     flatten_ids: Tensor  # [M] int64 index into the flattened [C * N] Gaussians, front to back per tile
     tile_ids: Tensor  # [M] int64 global tile index c * TH * TW + ty * TW + tx of each intersection
     isect_offsets: Tensor  # [C, TH, TW] int32 first intersection of each tile
@@ -96,12 +97,12 @@ def subdivide_tiles(
         subtile_size: edge of the sub-tiles in pixels.
 
     Returns:
-        Intersections over the sub-tile grid, with ``tiles_per_gauss`` counting sub-tiles.
+        Intersections over the sub-tile grid (``tiles_per_gauss`` None: only the compositing reads them).
     """
     ratio = isects.tile_size // subtile_size
     if ratio * subtile_size != isects.tile_size:
         raise ValueError(f"tile size {isects.tile_size} is not a multiple of {subtile_size}")
-    n_cameras, n_gauss = opacities.shape
+    n_cameras = opacities.shape[0]
     sub_w, sub_h = isects.tile_width * ratio, isects.tile_height * ratio
     tiles_per_camera = isects.tile_width * isects.tile_height
     device = means2d.device
@@ -128,12 +129,11 @@ def subdivide_tiles(
     tile_ids = sub_tile[order]
     flatten_ids = gauss[keep][order]
     offsets = torch.searchsorted(tile_ids, torch.arange(n_cameras * sub_h * sub_w, device=device))
-    per_gauss = torch.bincount(flatten_ids, minlength=n_cameras * n_gauss)
     return TileIntersections(
         tile_size=subtile_size,
         tile_width=sub_w,
         tile_height=sub_h,
-        tiles_per_gauss=per_gauss.reshape(n_cameras, n_gauss).to(torch.int32),
+        tiles_per_gauss=None,
         flatten_ids=flatten_ids,
         tile_ids=tile_ids,
         isect_offsets=offsets.to(torch.int32).reshape(n_cameras, sub_h, sub_w),
