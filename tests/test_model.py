@@ -12,7 +12,8 @@ from nerfstudio.models.splatfacto import SplatfactoModel, get_viewmat
 from nerfstudio_trim.errors import TrimError
 from nerfstudio_trim.nerfstudio.checkpoints import GAUSSIAN_PARAMS, gaussian_state, load_checkpoint
 from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
-from nerfstudio_trim.nerfstudio.model import SplatfactoTrimModel, viewmats_from_camera_to_worlds
+from nerfstudio_trim.core.render import viewmats_from_camera_to_worlds
+from nerfstudio_trim.nerfstudio.model import SplatfactoTrimModel
 
 
 def truncated_checkpoint(source: Path, target: Path, keep: float) -> int:

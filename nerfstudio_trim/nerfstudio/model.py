@@ -25,22 +25,12 @@ from nerfstudio.models.splatfacto import RGB2SH, SplatfactoModel, SplatfactoMode
 from nerfstudio.viewer.viewer_elements import ViewerNumber
 from torch import Tensor, nn
 
-from nerfstudio_trim.core.quantize import fake_float16, fake_quantize_sh
-from nerfstudio_trim.core.rasterize import rasterize
+from nerfstudio_trim.core.quantize import fake_quantize_gaussians
+from nerfstudio_trim.core.render import over_background, rasterize_parameters
 from nerfstudio_trim.nerfstudio.checkpoints import GAUSSIAN_PARAMS
 from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
 from nerfstudio_trim.nerfstudio.trim_config import TrimConfig
 from nerfstudio_trim.nerfstudio.trimming import TrainingViews, Trimmer
-
-
-def viewmats_from_camera_to_worlds(camera_to_worlds: Tensor) -> Tensor:
-    """nerfstudio camera-to-world [C, 3, 4] (OpenGL axes) to gsplat world-to-camera [C, 4, 4] (OpenCV)."""
-    rot = camera_to_worlds[:, :3, :3] * camera_to_worlds.new_tensor([1.0, -1.0, -1.0])
-    rot_inv = rot.transpose(1, 2)
-    viewmats = torch.eye(4, dtype=rot.dtype, device=rot.device).repeat(rot.shape[0], 1, 1)
-    viewmats[:, :3, :3] = rot_inv
-    viewmats[:, :3, 3:4] = -rot_inv @ camera_to_worlds[:, :3, 3:4]
-    return viewmats
 
 
 @dataclass
@@ -154,11 +144,7 @@ class SplatfactoTrimModel(SplatfactoModel):
         params: Dict[str, Tensor] = dict(self.gauss_params.items())
         if not (self.trimmer.active and self.config.trim.quantize):
             return params
-        per = self.config.trim.sh_quantization
-        quantized = {name: fake_float16(value) for name, value in params.items()}
-        quantized["features_dc"] = fake_quantize_sh(params["features_dc"][:, None, :], per)[:, 0, :]
-        quantized["features_rest"] = fake_quantize_sh(params["features_rest"], per)
-        return quantized
+        return fake_quantize_gaussians(params, self.config.trim.sh_quantization, self.config.trim.position_encoding)
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
         """splatfacto's losses, plus the optional L1 penalty on higher SH bands while trimming."""
@@ -193,33 +179,19 @@ class SplatfactoTrimModel(SplatfactoModel):
         self.last_size = (height, width)
 
         render_mode = "RGB+ED" if self.config.output_depth_during_training or not self.training else "RGB"
-        colours = torch.cat([params["features_dc"][:, None, :], params["features_rest"]], dim=1)
-        sh_degree: Optional[int] = None
-        if self.config.sh_degree > 0:
-            sh_degree = min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
-        else:
-            colours = torch.sigmoid(colours).squeeze(1)
-
-        render, alpha, self.info = rasterize(
-            means=params["means"],
-            quats=params["quats"],
-            scales=torch.exp(params["scales"]),
-            opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
-            colors=colours,
-            viewmats=viewmats_from_camera_to_worlds(camera_to_worlds.to(self.device)),
-            Ks=intrinsics,
-            width=width,
-            height=height,
-            sh_degree=sh_degree,
-            render_mode=render_mode,
-            rasterize_mode=self.config.rasterize_mode,
+        camera_to_worlds = camera_to_worlds.to(self.device)
+        render, alpha, self.info = rasterize_parameters(
+            params, camera_to_worlds, intrinsics, width, height,
+            sh_degree=self.config.sh_degree,
+            active_sh_degree=min(self.step // self.config.sh_degree_interval, self.config.sh_degree),
+            render_mode=render_mode, rasterize_mode=self.config.rasterize_mode,
             absgrad=self.strategy.absgrad and not self.trimmer.active,
-        )
+        )  # fmt: skip
         if self.training and not self.trimmer.active:
             self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
 
         background = self._get_background_color()
-        rgb = torch.clamp(render[..., :3] + (1 - alpha) * background, 0.0, 1.0)
+        rgb = over_background(render[..., :3], alpha, background)
         if self.config.use_bilateral_grid and self.training and camera.metadata and "cam_idx" in camera.metadata:
             rgb = self._apply_bilateral_grid(rgb, camera.metadata["cam_idx"], height, width)
         depth = None
@@ -238,11 +210,9 @@ class SplatfactoTrimModel(SplatfactoModel):
         self, params: Dict[str, Tensor], features: Tensor, camera_to_worlds: Tensor, intrinsics: Tensor, width: int, height: int
     ) -> Tensor:
         """[H, W, D] composite of per-Gaussian ``features`` [N, D] (e.g. the score heat-map)."""
-        render, _, _ = rasterize(
-            means=params["means"], quats=params["quats"], scales=torch.exp(params["scales"]),
-            opacities=torch.sigmoid(params["opacities"]).squeeze(-1), colors=features,
-            viewmats=viewmats_from_camera_to_worlds(camera_to_worlds.to(self.device)), Ks=intrinsics,
-            width=width, height=height, rasterize_mode=self.config.rasterize_mode,
+        render, _, _ = rasterize_parameters(
+            params, camera_to_worlds, intrinsics, width, height, sh_degree=self.config.sh_degree, colors=features,
+            rasterize_mode=self.config.rasterize_mode,
         )  # fmt: skip
         return render.squeeze(0)
 

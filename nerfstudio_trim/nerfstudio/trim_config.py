@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nerfstudio_trim.core.quantize import Granularity
+from nerfstudio_trim.core.quantize import Granularity, PositionEncoding
 from nerfstudio_trim.core.schedule import TrimSchedule
 from nerfstudio_trim.core.scores import ScoreMode
 
@@ -27,6 +27,8 @@ class TrimConfig(TrimSchedule):
     """Quantization-aware fine-tuning: SH as 8-bit integers, other parameters as float16."""
     sh_quantization: Granularity = "channel"
     """8-bit SH ranges: per coefficient channel, or per tensor (the seed method)."""
+    position_encoding: PositionEncoding = "float16"
+    """Positions in the file: float16, or a 16-bit grid over their bounding box (docs/format.md)."""
     sh_rest_l1: float = 0.0
     """Weight of an L1 penalty on the higher SH bands (the seed method uses 0.05)."""
     seed: int = 0
