@@ -12,13 +12,18 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.deps-installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test env install bench scene baseline clean-outputs
+# PlayCanvas splat-transform (npm), pinned, for the test that opens our PLY with it; cached like the venv.
+SPLAT_TRANSFORM_VERSION := 2.7.1
+NODE_TOOLS := $(HOME)/.cache/nerfstudio-trim/splat-transform-$(SPLAT_TRANSFORM_VERSION)
+SPLAT_TRANSFORM := $(NODE_TOOLS)/node_modules/.bin/splat-transform
+
+.PHONY: demo test env install tools bench scene baseline clean-outputs
 
 demo: install
 	$(BIN)/python demo/run_demo.py
 
-test: install
-	$(BIN)/python -m pytest
+test: install tools
+	SPLAT_TRANSFORM="$$(test -x $(SPLAT_TRANSFORM) && echo $(SPLAT_TRANSFORM))" $(BIN)/python -m pytest
 
 # Dependencies, once per lock file: the environment's folder name carries the lock file's hash, so
 # the stamp has no prerequisite (a fresh clone's newer file times must not trigger a rebuild). The
@@ -39,6 +44,13 @@ env: $(STAMP)
 install: $(STAMP)
 	@$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "^\s*$$" || true
 	@$(BIN)/python -c "import nerfstudio_trim, sys; sys.exit(0)"
+
+# Where npm is missing or the registry unreachable, the splat-transform test is skipped, nothing fails.
+tools:
+	@test -x $(SPLAT_TRANSFORM) || ! command -v npm >/dev/null || \
+		npm install --prefix "$(NODE_TOOLS)" --no-audit --no-fund --loglevel=error \
+		@playcanvas/splat-transform@$(SPLAT_TRANSFORM_VERSION) >/dev/null 2>&1 || \
+		echo "could not install splat-transform with npm: its test will be skipped"
 
 bench: install
 	$(BIN)/python benchmarks/bench_cpu_raster.py

@@ -6,7 +6,9 @@
    (``TRIM_FLAGS``: 20% per round, 100 fine-tuning steps between rounds, 200 at the end, down to
    half the Gaussians, a 0.3 dB training-view PSNR floor; the GPU defaults are 5%, 1,000, 5,000 and 0.1)
    and the baseline's learning-rate schedule;
-3. ``ns-eval`` of the trimmed model, and a table of both.
+3. ``ns-eval`` of the trimmed model;
+4. ``ns-export trimmed-splat`` of it to one ``.nstrim`` file and ``ns-trim eval`` of that file (what a
+   user ships), and a table of all three.
 Everything is written under outputs/demo/; the committed baseline is only read.
 """
 
@@ -21,6 +23,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from nerfstudio_trim.core.ply import ply_size
 from nerfstudio_trim.nerfstudio.checkpoints import gaussian_state, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,21 +104,32 @@ def main() -> None:
     shutil.rmtree(REPO / trim_root, ignore_errors=True)
     trimmed = trim_baseline(TRIM_FLAGS, trim_root, "trimming the baseline on CPU (a few minutes)")[0]
     rows["trimmed"] = (trimmed, evaluate(trimmed / "config.yml", OUTPUT / "trimmed_eval.json"))
+    export_dir = OUTPUT / "export"
+    run([str(BIN / "ns-export"), "trimmed-splat", "--load-config", str(trimmed / "config.yml"), "--output-dir",
+         str(export_dir)], "ns-export trimmed-splat", True)  # fmt: skip
+    scene_file = export_dir / "scene.nstrim"
+    run([str(BIN / "ns-trim"), "eval", str(scene_file), "--data", str(SCENE), "--output-path", str(OUTPUT / "file_eval.json")],
+        f"ns-trim eval {scene_file}", True)  # fmt: skip
+    file_metrics = json.loads((REPO / OUTPUT / "file_eval.json").read_text())["results"]
 
-    table = Table(title="nerfstudio-trim demo scene: held-out views (ns-eval)")
-    for column in ("model", "Gaussians", "kept", "PSNR (dB)", "SSIM", "LPIPS", "checkpoint (MB)"):
+    table = Table(title="nerfstudio-trim demo scene: held-out views")
+    for column in ("model", "Gaussians", "kept", "PSNR (dB)", "SSIM", "LPIPS", "size (MB)"):
         table.add_column(column, justify="right")
-    counts = {}
-    for name, (run_dir, metrics) in rows.items():
-        checkpoint = latest_checkpoint(run_dir)
-        counts[name] = gaussians_in(checkpoint)
+    baseline_count = gaussians_in(latest_checkpoint(BASELINE))
+    listed = [(f"{name} (ns-eval)", gaussians_in(latest_checkpoint(run_dir)), metrics, latest_checkpoint(run_dir), "checkpoint")
+              for name, (run_dir, metrics) in rows.items()]  # fmt: skip
+    listed.append(("trimmed .nstrim file (ns-trim eval)", file_metrics["gaussians"], file_metrics, REPO / scene_file, "file"))
+    for name, count, metrics, path, kind in listed:
         table.add_row(
-            name, f"{counts[name]:,}", f"{counts[name] / counts['baseline']:.0%}", f"{metrics['psnr']:.2f}",
-            f"{metrics['ssim']:.4f}", f"{metrics['lpips']:.3f}" if "lpips" in metrics else "n/a",
-            f"{checkpoint.stat().st_size / 2**20:.1f}",
+            name, f"{count:,}", f"{count / baseline_count:.0%}", f"{metrics['psnr']:.2f}", f"{metrics['ssim']:.4f}",
+            f"{metrics['lpips']:.3f}" if "lpips" in metrics else "n/a", f"{path.stat().st_size / 2**20:.2f} ({kind})",
         )  # fmt: skip
     console.print(table)
-    console.print(f"results in {OUTPUT}/: baseline_eval.json, trimmed_eval.json, trim/ (the trimmed run)")
+    baseline_ply = ply_size(baseline_count, 3)
+    console.print(f"the file is {baseline_ply / (REPO / scene_file).stat().st_size:.1f}x smaller than the baseline as a PLY "
+                  f"({baseline_ply / 2**20:.2f} MiB, ns-export gaussian-splat)")  # fmt: skip
+    console.print(f"results in {OUTPUT}/: baseline_eval.json, trimmed_eval.json, file_eval.json, trim/ (the trimmed run), "
+                  "export/scene.nstrim")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny nerfstudio-data scene cut from the demo scene, and one short training run."""
+"""Shared fixtures: a tiny nerfstudio-data scene cut from the demo scene, one short training run and
+one short trim of it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import List
 
 import pytest
+
+from nerfstudio_trim.core.schedule import TrimSchedule
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SCENE = REPO / "demo" / "scene"
@@ -72,3 +76,37 @@ def trained_run(tiny_scene, tmp_path_factory) -> TrainedRun:
     checkpoints = sorted((run_dir / "nerfstudio_models").glob("step-*.ckpt"))
     assert checkpoints, f"no checkpoint written in {run_dir}"
     return TrainedRun(config=run_dir / "config.yml", checkpoint=checkpoints[-1], log=result.stdout + result.stderr)
+
+
+SCHEDULE = TrimSchedule(prune_fraction=0.1, steps_per_round=4, final_steps=4, target_fraction=0.8)
+FLAGS = [
+    "--pipeline.model.trim.prune-fraction", "0.1", "--pipeline.model.trim.steps-per-round", "4",
+    "--pipeline.model.trim.final-steps", "4", "--pipeline.model.trim.target-fraction", "0.8",
+]  # fmt: skip
+
+
+@dataclass
+class TrimRun:
+    config: Path
+    checkpoints: List[Path]
+    log: str
+
+
+def trim(scene: Path, checkpoint: Path, out: Path, *extra: str) -> TrimRun:
+    result = ns(
+        "ns-train", "splatfacto-trim", "--machine.device-type", "cpu", "--vis", "tensorboard",
+        "--load-checkpoint", str(checkpoint), *FLAGS, *extra, "--output-dir", str(out),
+        "--experiment-name", "trim", "--timestamp", "run", "nerfstudio-data", "--data", str(scene),
+        cwd=out.parent,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    run_dir = out / "trim" / "splatfacto-trim" / "run"
+    checkpoints = sorted((run_dir / "nerfstudio_models").glob("step-*.ckpt"))
+    return TrimRun(config=run_dir / "config.yml", checkpoints=checkpoints, log=result.stdout + result.stderr)
+
+
+@pytest.fixture(scope="session")
+def trim_run(tiny_scene, trained_run, tmp_path_factory) -> TrimRun:
+    """The trained run trimmed with a short schedule (QAT on), every checkpoint kept."""
+    out = tmp_path_factory.mktemp("trim") / "outputs"
+    return trim(tiny_scene, trained_run.checkpoint, out, "--steps-per-save", "4", "--save-only-latest-checkpoint", "False")

@@ -1,43 +1,16 @@
 """ns-train splatfacto-trim --load-checkpoint: a whole trim run, resuming mid-trim, bad input."""
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import List
 
 import pytest
 import torch
 
-from nerfstudio_trim.core.schedule import TrimSchedule, TrimState
+from nerfstudio_trim.core.schedule import TrimState
 from nerfstudio_trim.nerfstudio.checkpoints import gaussian_state, load_checkpoint
-from tests.conftest import ns
+from tests.conftest import SCHEDULE, trim
 from tests.test_plugin_cli import assert_clean_failure, bad_run
 
 pytestmark = pytest.mark.slow
-
-SCHEDULE = TrimSchedule(prune_fraction=0.1, steps_per_round=4, final_steps=4, target_fraction=0.8)
-FLAGS = [
-    "--pipeline.model.trim.prune-fraction", "0.1", "--pipeline.model.trim.steps-per-round", "4",
-    "--pipeline.model.trim.final-steps", "4", "--pipeline.model.trim.target-fraction", "0.8",
-]  # fmt: skip
-
-
-@dataclass
-class TrimRun:
-    checkpoints: List[Path]
-    log: str
-
-
-def trim(scene: Path, checkpoint: Path, out: Path, *extra: str) -> TrimRun:
-    result = ns(
-        "ns-train", "splatfacto-trim", "--machine.device-type", "cpu", "--vis", "tensorboard",
-        "--load-checkpoint", str(checkpoint), *FLAGS, *extra, "--output-dir", str(out),
-        "--experiment-name", "trim", "--timestamp", "run", "nerfstudio-data", "--data", str(scene),
-        cwd=out.parent,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    models = out / "trim" / "splatfacto-trim" / "run" / "nerfstudio_models"
-    checkpoints = sorted(models.glob("step-*.ckpt"))
-    return TrimRun(checkpoints=checkpoints, log=result.stdout + result.stderr)
 
 
 def summary(checkpoint: Path):
@@ -45,12 +18,6 @@ def summary(checkpoint: Path):
     extra = pipeline["_model._extra_state"]
     state = TrimState.from_dict(extra["trim_state"]) if extra["trim_state"] else None
     return gaussian_state(pipeline)["means"].shape[0], state
-
-
-@pytest.fixture(scope="session")
-def trim_run(tiny_scene, trained_run, tmp_path_factory) -> TrimRun:
-    out = tmp_path_factory.mktemp("trim") / "outputs"
-    return trim(tiny_scene, trained_run.checkpoint, out, "--steps-per-save", "4", "--save-only-latest-checkpoint", "False")
 
 
 def expected_count(initial: int) -> int:

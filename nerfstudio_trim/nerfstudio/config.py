@@ -1,7 +1,8 @@
 """The ``splatfacto-trim`` method, registered through the ``nerfstudio.method_configs`` entry point.
 
 Importing this module (nerfstudio does, for every ``ns-*`` command) also lets torch's safe loader read
-nerfstudio checkpoints and makes ``TrimError`` print as one line. It must not import
+nerfstudio checkpoints, makes ``TrimError`` print as one line, and adds ``trimmed-splat`` to
+``ns-export`` (``ns_export.py``). It must not import
 ``nerfstudio.scripts`` or ``nerfstudio.configs.method_configs`` (circular during plugin discovery).
 """
 
@@ -23,9 +24,11 @@ from nerfstudio_trim.errors import install_excepthook
 from nerfstudio_trim.nerfstudio.checkpoints import allow_nerfstudio_checkpoint_globals, gaussian_state
 from nerfstudio_trim.nerfstudio.checks import check_checkpoint, check_data, check_device, check_load_dir
 from nerfstudio_trim.nerfstudio.model import SplatfactoTrimModelConfig
+from nerfstudio_trim.nerfstudio.ns_export import install as install_ns_export
 
 allow_nerfstudio_checkpoint_globals()
 install_excepthook()
+install_ns_export()
 
 
 @dataclass

@@ -1,0 +1,107 @@
+"""``ns-trim``: work with trimmed scenes outside ``ns-train``.
+
+    ns-trim export --load-config RUN/config.yml --output-dir DIR   # as ns-export trimmed-splat
+    ns-trim info FILE.nstrim                                       # header and size per attribute
+    ns-trim decode FILE.nstrim --output scene.ply                  # standard 3DGS PLY
+    ns-trim eval FILE.nstrim --data DATA                           # PSNR/SSIM/LPIPS on the eval views
+
+Every failure is one ``error:`` line and exit status 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import tyro
+from rich.console import Console
+from rich.table import Table
+from typing_extensions import Annotated
+
+from nerfstudio_trim.core.codec import Limits, read_file, read_header
+from nerfstudio_trim.core.files import check_writable, make_dir
+from nerfstudio_trim.core.ply import ply_size, write_ply
+from nerfstudio_trim.errors import TrimError, install_excepthook
+
+console = Console()
+
+
+@dataclass
+class Info:
+    """Print a .nstrim file's header and its size per attribute (the file is fully verified first)."""
+
+    file: tyro.conf.Positional[Path]
+    """The .nstrim file."""
+
+    def main(self) -> None:
+        scene = read_file(self.file)  # checksum, limits and every stream verified
+        header, _ = read_header(self.file.read_bytes(), Limits())
+        size, count = self.file.stat().st_size, header["count"]
+        console.print(f"[bold]{self.file}[/bold]: {count:,} Gaussians, SH degree {header['sh_degree']}, "
+                      f"{size:,} bytes ({size / max(count, 1):.1f} bytes per Gaussian)", highlight=False)  # fmt: skip
+        table = Table("attribute", "dtype", "shape", "encoding", "raw bytes", "stored bytes", "bytes/Gaussian", "share")
+        for entry in header["attributes"]:
+            raw = count * math.prod(entry["shape"]) * np.dtype(entry["dtype"]).itemsize
+            stored = entry["compressed_bytes"]
+            encoding = entry["encoding"] + (f" per {entry['granularity']}" if "granularity" in entry else "")
+            table.add_row(entry["name"], entry["dtype"], str(entry["shape"]), encoding, f"{raw:,}", f"{stored:,}",
+                          f"{stored / max(count, 1):.2f}", f"{stored / size:.1%}")  # fmt: skip
+        overhead = size - sum(entry["compressed_bytes"] for entry in header["attributes"])
+        table.add_row("header + preamble", "", "", "", "", f"{overhead:,}", "", f"{overhead / size:.1%}")
+        console.print(table)
+        console.print(f"PLY of the same Gaussians: {ply_size(count, scene.sh_degree):,} bytes "
+                      f"({ply_size(count, scene.sh_degree) / size:.1f}x larger)", highlight=False)  # fmt: skip
+        frame = header["frame"]
+        console.print(f"frame: {frame['name']}, dataparser scale {frame['dataparser_scale']:.6g}, "
+                      f"transform {frame['dataparser_transform']}", highlight=False)  # fmt: skip
+        console.print(f"render: {header['render']}", highlight=False)
+        if header.get("source"):
+            console.print(f"source: {header['source']}", highlight=False)
+
+
+@dataclass
+class Decode:
+    """Decode a .nstrim file to the standard 3D Gaussian Splatting PLY (nerfstudio's gaussian-splat layout)."""
+
+    file: tyro.conf.Positional[Path]
+    """The .nstrim file."""
+    output: Path
+    """The PLY to write (replaced atomically if it exists)."""
+
+    def main(self) -> None:
+        check_writable(self.output.parent)
+        scene = read_file(self.file)
+        make_dir(self.output.parent)
+        size = write_ply(self.output, scene.gaussians.dequantize(), scene.sh_degree)
+        console.print(f"wrote {self.output}: {scene.gaussians.count:,} Gaussians, {size:,} bytes", highlight=False)
+
+
+def _export() -> type:
+    from nerfstudio_trim.nerfstudio.export import ExportTrimmedSplat
+
+    return ExportTrimmedSplat
+
+
+def _evaluate() -> type:
+    from nerfstudio_trim.nerfstudio.evaluate import EvaluateFile
+
+    return EvaluateFile
+
+
+def entrypoint() -> None:
+    """The ``ns-trim`` console script."""
+    install_excepthook()
+    commands = Union[
+        Annotated[_export(), tyro.conf.subcommand(name="export")],
+        Annotated[Info, tyro.conf.subcommand(name="info")],
+        Annotated[Decode, tyro.conf.subcommand(name="decode")],
+        Annotated[_evaluate(), tyro.conf.subcommand(name="eval")],
+    ]
+    tyro.cli(commands).main()  # type: ignore[call-overload]
+
+
+if __name__ == "__main__":
+    entrypoint()

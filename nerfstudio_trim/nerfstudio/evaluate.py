@@ -1,0 +1,128 @@
+"""``ns-trim eval FILE --data DATA``: render a decoded ``.nstrim`` file over a dataset's eval split and
+report what ``ns-eval`` reports for the model (PSNR, SSIM, LPIPS when its weights are available), with
+the number of Gaussians and the file size. Images are loaded as splatfacto's datamanager loads them
+(undistorted, cached) and compared as splatfacto compares them."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional
+
+import torch
+import tyro
+from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
+from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+from nerfstudio.utils.rich_utils import CONSOLE
+from rich.progress import track
+from torch import Tensor
+from pytorch_msssim import SSIM
+from torchmetrics.image import PeakSignalNoiseRatio
+
+from nerfstudio_trim.core.codec import SplatScene, read_file
+from nerfstudio_trim.core.files import check_writable, make_dir, write_atomic
+from nerfstudio_trim.core.render import over_background, rasterize_parameters
+from nerfstudio_trim.errors import TrimError
+from nerfstudio_trim.nerfstudio.checks import check_data
+from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
+
+
+def _similarity(transform: Any, scale: float) -> Tensor:
+    """[4, 4] float64 map from capture (world) coordinates to a normalised frame: scale * (R x + t)."""
+    matrix = torch.eye(4, dtype=torch.float64)
+    matrix[:3, :4] = torch.as_tensor(transform, dtype=torch.float64)
+    matrix[:3, :] *= scale
+    return matrix
+
+
+def cameras_into_frame(camera_to_worlds: Tensor, data_transform: Any, data_scale: float, scene: SplatScene) -> Tensor:
+    """Camera-to-world matrices [C, 3, 4] of a dataset normalised by (``data_transform``, ``data_scale``)
+    moved into the frame the file's Gaussians live in. Identity when both frames are the same.
+
+    The map between the frames is a rotation, a uniform scale and a translation; a pinhole image does not
+    change when the whole scene, camera included, is scaled, so only the camera's rotation and position move.
+    """
+    source = _similarity(data_transform, data_scale)
+    target = _similarity(scene.dataparser_transform, scene.dataparser_scale)
+    if torch.equal(source, target):
+        return camera_to_worlds
+    change = target @ torch.linalg.inv(source)  # dataset-normalised -> file-normalised, [4, 4]
+    scale = float(torch.linalg.det(change[:3, :3]).abs() ** (1.0 / 3.0))
+    rotation = change[:3, :3] / scale
+    moved = camera_to_worlds.to(torch.float64).clone()
+    moved[:, :3, :3] = rotation @ moved[:, :3, :3]
+    moved[:, :3, 3] = moved[:, :3, 3] @ change[:3, :3].T + change[:3, 3]
+    return moved.to(camera_to_worlds.dtype)
+
+
+@dataclass
+class EvaluateFile:
+    """Render a .nstrim file over a dataset's eval split: PSNR, SSIM, LPIPS, Gaussians, file size."""
+
+    file: tyro.conf.Positional[Path]
+    """The .nstrim file."""
+    data: Path
+    """The dataset (nerfstudio-data format, parsed with nerfstudio's defaults as ns-train does)."""
+    output_path: Optional[Path] = None
+    """Write the results as JSON here (as ns-eval's --output-path)."""
+    device: Literal["cpu", "cuda"] = "cuda" if torch.cuda.is_available() else "cpu"
+    """Where to render."""
+
+    def main(self) -> None:
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise TrimError("no CUDA GPU is available on this machine; add --device cpu")
+        if self.output_path is not None:
+            check_writable(self.output_path.parent)
+        scene = read_file(self.file)
+        results = evaluate_scene(scene, self.data, torch.device(self.device))
+        results = {"file": str(self.file), "bytes": self.file.stat().st_size, **results}
+        for key, value in results.items():
+            CONSOLE.print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}", highlight=False)
+        if self.output_path is not None:
+            make_dir(self.output_path.parent)
+            write_atomic(self.output_path, json.dumps({"results": results}, indent=2).encode())
+
+
+def evaluate_scene(scene: SplatScene, data: Path, device: torch.device) -> Dict[str, Any]:
+    """Mean PSNR / SSIM (/ LPIPS) of the scene over the eval images of ``data``, and its Gaussian count."""
+    datamanager_config = FullImageDatamanagerConfig(dataparser=NerfstudioDataParserConfig(data=data))
+    check_data(datamanager_config)
+    datamanager = datamanager_config.setup(device=device, test_mode="test")
+    outputs = datamanager.train_dataparser_outputs  # the eval cameras share its normalisation
+    cameras = datamanager.eval_dataset.cameras
+    camera_to_worlds = cameras_into_frame(
+        cameras.camera_to_worlds, outputs.dataparser_transform, float(outputs.dataparser_scale), scene
+    )
+    params = {name: value.to(device) for name, value in scene.gaussians.dequantize().items()}
+    background = torch.tensor(scene.background, dtype=torch.float32, device=device)
+    # splatfacto's metrics, called as splatfacto calls them
+    psnr, ssim = PeakSignalNoiseRatio(data_range=1.0), SSIM(data_range=1.0, size_average=True, channel=3)
+    lpips = LazyLPIPS(normalize=True)
+    metrics: Dict[str, List[float]] = {"psnr": [], "ssim": [], "lpips": []}
+    with torch.no_grad():
+        for index in track(range(len(cameras)), description="rendering the eval views", console=CONSOLE, transient=True):
+            camera = cameras[index : index + 1]
+            width, height = int(camera.width.item()), int(camera.height.item())
+            render, alpha, _ = rasterize_parameters(
+                params, camera_to_worlds[index : index + 1].to(device), camera.get_intrinsics_matrices().to(device),
+                width, height, sh_degree=scene.sh_degree, rasterize_mode=scene.rasterize_mode,  # type: ignore[arg-type]
+            )  # fmt: skip
+            predicted = over_background(render[..., :3], alpha, background)[0]
+            image = datamanager.cached_eval[index]["image"].to(device)
+            image = image.float() / 255.0 if image.dtype == torch.uint8 else image
+            if image.shape[-1] == 4:
+                image = image[..., 3:] * image[..., :3] + (1 - image[..., 3:]) * background
+            predicted_chw, target_chw = predicted.permute(2, 0, 1)[None].cpu(), image.permute(2, 0, 1)[None].cpu()
+            metrics["psnr"].append(float(psnr(target_chw, predicted_chw)))
+            metrics["ssim"].append(float(ssim(target_chw, predicted_chw)))
+            value = float(lpips(target_chw, predicted_chw))  # NaN, with one warning, where unavailable
+            if lpips.available:
+                metrics["lpips"].append(value)
+    results: Dict[str, Any] = {name: statistics.fmean(values) for name, values in metrics.items() if values}
+    results.update(gaussians=scene.gaussians.count, images=len(cameras))
+    if not all(math.isfinite(value) for value in results.values()):
+        raise TrimError("the scene renders non-finite metrics")
+    return results

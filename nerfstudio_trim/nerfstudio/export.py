@@ -1,0 +1,144 @@
+"""``ns-export trimmed-splat`` (and ``ns-trim export``): a trained splatfacto-trim run to one ``.nstrim`` file.
+
+The file holds exactly the parameters the model renders in eval mode after quantization-aware
+fine-tuning (``core.quantize``), compressed by ``core.codec``; the export reports its size against the
+uncompressed PLY of the same model and of the model the trim started from.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+import yaml
+from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.utils.rich_utils import CONSOLE
+from rich.table import Table
+
+from nerfstudio_trim.core.codec import EXTENSION, SplatScene, encode
+from nerfstudio_trim.core.files import check_writable, make_dir, write_atomic
+from nerfstudio_trim.core.ply import ply_size
+from nerfstudio_trim.core.quantize import quantize_gaussians
+from nerfstudio_trim.errors import TrimError
+from nerfstudio_trim.nerfstudio.checks import check_data
+from nerfstudio_trim.nerfstudio.console import warn
+
+METHOD = "splatfacto-trim"
+
+
+def read_run_config(path: Path) -> TrainerConfig:
+    """The config.yml of a splatfacto-trim run (nerfstudio's own YAML, as ``ns-eval`` reads it).
+
+    Raises:
+        TrimError: missing file, not a nerfstudio config, or a config of another method.
+    """
+    if not Path(path).is_file():
+        raise TrimError(f"config {path} does not exist")
+    try:
+        config = yaml.load(Path(path).read_text(), Loader=yaml.Loader)
+    except Exception as exc:
+        raise TrimError(f"{path} is not a readable nerfstudio config ({exc.__class__.__name__})") from None
+    if not isinstance(config, TrainerConfig):
+        raise TrimError(f"{path} is not a nerfstudio config")
+    if config.method_name != METHOD:
+        raise TrimError(
+            f"{path} is a {config.method_name} run; trimmed-splat exports {METHOD} runs "
+            f"(trim it first: ns-train {METHOD} --load-checkpoint ...)"
+        )
+    return config
+
+
+def load_run(path: Path) -> Tuple[Any, int]:
+    """The model of a splatfacto-trim run at its latest checkpoint, in eval mode; returns (pipeline, step)."""
+    from nerfstudio.utils.eval_utils import eval_setup  # imports every method: only when exporting
+
+    config = read_run_config(path)
+    check_data(config.pipeline.datamanager)
+    if not any(config.get_checkpoint_dir().glob("step-*.ckpt")):
+        raise TrimError(f"the run of {path} has no checkpoint in {config.get_checkpoint_dir()}")
+    _, pipeline, _, step = eval_setup(Path(path), test_mode="inference")
+    return pipeline, step
+
+
+def scene_of(pipeline: Any, step: int) -> SplatScene:
+    """The model's parameters, quantized as its quantization-aware fine-tuning rendered them."""
+    model = pipeline.model
+    trim = model.config.trim
+    if not (model.trimmer.active and trim.quantize):
+        warn(
+            "this model was not fine-tuned with quantization (not trimmed, or --pipeline.model.trim.quantize False): "
+            "the file holds its parameters quantized, which ns-eval of the run did not measure; use ns-trim eval"
+        )
+    outputs = pipeline.datamanager.train_dataparser_outputs
+    with torch.no_grad():
+        model.eval()
+        background = model._get_background_color().detach().cpu().tolist()
+    return SplatScene(
+        gaussians=quantize_gaussians(dict(model.gauss_params), trim.sh_quantization, trim.position_encoding),
+        sh_degree=model.config.sh_degree,
+        dataparser_transform=tuple(tuple(row) for row in outputs.dataparser_transform.double().tolist()),
+        dataparser_scale=float(outputs.dataparser_scale),
+        background=tuple(background),  # type: ignore[arg-type]
+        rasterize_mode=model.config.rasterize_mode,
+        source={
+            "software": f"nerfstudio-trim {version('nerfstudio-trim')}",
+            "method": METHOD,
+            "step": step,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+
+
+def size_report(path: Path, size: int, scene: SplatScene, initial_count: Optional[int]) -> Dict[str, Any]:
+    """File size, bytes per Gaussian and ratios to uncompressed PLYs, printed as a table and returned."""
+    count = scene.gaussians.count
+    report: Dict[str, Any] = {
+        "file": str(path), "bytes": size, "gaussians": count, "bytes_per_gaussian": size / max(count, 1),
+        "ply_bytes": ply_size(count, scene.sh_degree),
+        "baseline_gaussians": initial_count,
+        "baseline_ply_bytes": None if initial_count is None else ply_size(initial_count, scene.sh_degree),
+    }  # fmt: skip
+    table = Table(title=f"exported {path}", show_header=False)
+    table.add_row("Gaussians", f"{count:,}")
+    table.add_row("file size", f"{size / 2**20:.2f} MiB ({size:,} bytes)")
+    table.add_row("bytes per Gaussian", f"{report['bytes_per_gaussian']:.1f}")
+    table.add_row("vs PLY of this model", f"{report['ply_bytes'] / size:.1f}x smaller ({report['ply_bytes'] / 2**20:.2f} MiB)")
+    if initial_count is not None:
+        table.add_row(
+            "vs PLY of the untrimmed model",
+            f"{report['baseline_ply_bytes'] / size:.1f}x smaller ({initial_count:,} Gaussians, "
+            f"{report['baseline_ply_bytes'] / 2**20:.2f} MiB)",
+        )
+    CONSOLE.print(table)
+    return report
+
+
+@dataclass
+class ExportTrimmedSplat:
+    """Export a splatfacto-trim run as one compressed .nstrim file (format: docs/format.md)."""
+
+    load_config: Path
+    """Path to the run's config.yml."""
+    output_dir: Path
+    """Folder to write the file to (created if missing)."""
+    output_filename: str = f"scene{EXTENSION}"
+    """Name of the file."""
+
+    def main(self) -> None:
+        if not self.output_filename.endswith(EXTENSION):
+            raise TrimError(f"--output-filename must end with {EXTENSION}")
+        read_run_config(self.load_config)  # refuse other methods before loading anything
+        check_writable(self.output_dir)
+        pipeline, step = load_run(self.load_config)
+        scene = scene_of(pipeline, step)
+        with CONSOLE.status(f"compressing {scene.gaussians.count:,} Gaussians"):
+            data = encode(scene)
+        path = self.output_dir / self.output_filename
+        make_dir(self.output_dir)
+        write_atomic(path, data)
+        state = pipeline.model.trimmer.state
+        size_report(path, len(data), scene, None if state is None else state.initial_count)
