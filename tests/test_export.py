@@ -14,6 +14,7 @@ from nerfstudio_trim.core.codec import read_file
 from nerfstudio_trim.core.morton import morton_order
 from nerfstudio_trim.core.ply import ply_properties, ply_size
 from tests.conftest import ns
+from tests.test_codec import repack
 
 pytestmark = pytest.mark.slow
 
@@ -148,7 +149,9 @@ def test_export_into_an_unwritable_place_fails_before_loading(trim_run, tmp_path
 @pytest.mark.parametrize(
     "corrupt, message, command",
     [(lambda d: d[:-10], "truncated", "info"), (lambda d: d[:-1] + bytes([d[-1] ^ 1]), "checksum mismatch", "decode"),
-     (lambda d: b"garbage!" + d[8:], "wrong magic", "eval")],
+     (lambda d: b"garbage!" + d[8:], "wrong magic", "eval"), (lambda d: repack(d, major=2), "format version 2.0", "info"),
+     (lambda d: repack(d, lambda h: h.update(count=10**12)), "declares 1,000,000,000,000 Gaussians", "decode"),
+     (lambda d: d + b"trailing", "unexpected bytes after", "info")],
 )  # fmt: skip
 def test_ns_trim_refuses_corrupted_files(exported, tiny_scene, tmp_path, corrupt, message, command):
     """One error line and nothing written (every corruption of the format is tested in test_codec.py)."""
