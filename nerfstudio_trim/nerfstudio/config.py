@@ -17,7 +17,6 @@ from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataPars
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
-from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 from nerfstudio_trim.errors import install_excepthook
@@ -25,6 +24,7 @@ from nerfstudio_trim.nerfstudio.checkpoints import allow_nerfstudio_checkpoint_g
 from nerfstudio_trim.nerfstudio.checks import check_checkpoint, check_data, check_device, check_load_dir
 from nerfstudio_trim.nerfstudio.model import SplatfactoTrimModelConfig
 from nerfstudio_trim.nerfstudio.ns_export import install as install_ns_export
+from nerfstudio_trim.nerfstudio.pipeline import TrimPipelineConfig
 
 allow_nerfstudio_checkpoint_globals()
 install_excepthook()
@@ -71,7 +71,7 @@ splatfacto_trim = MethodSpecification(
         steps_per_eval_all_images=1000,
         max_num_iterations=30000,
         mixed_precision=False,
-        pipeline=VanillaPipelineConfig(
+        pipeline=TrimPipelineConfig(
             datamanager=FullImageDatamanagerConfig(
                 dataparser=NerfstudioDataParserConfig(load_3D_points=True),
                 cache_images_type="uint8",
@@ -92,6 +92,6 @@ splatfacto_trim = MethodSpecification(
         viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
         vis="viewer",
     ),
-    description="Splatfacto on CPU or CUDA that fine-tunes a loaded splatfacto checkpoint "
-    "(trimming and compression arrive in later stages).",
+    description="Splatfacto on CPU or CUDA that trims a loaded splatfacto checkpoint (scored pruning, "
+    "quantization-aware fine-tuning) for ns-export trimmed-splat.",
 )

@@ -64,11 +64,13 @@ def load_run(path: Path) -> Tuple[Any, int]:
     return pipeline, step
 
 
-def scene_of(pipeline: Any, step: int) -> SplatScene:
-    """The model's parameters, quantized as its quantization-aware fine-tuning rendered them."""
+def scene_of(pipeline: Any, step: Optional[int], warn_unquantized: bool = True) -> SplatScene:
+    """The model's parameters, quantized as its quantization-aware fine-tuning rendered them.
+
+    ``warn_unquantized``: say so when the model was not fine-tuned through this quantization."""
     model = pipeline.model
     trim = model.config.trim
-    if not (model.trimmer.active and trim.quantize):
+    if warn_unquantized and not (model.trimmer.active and trim.quantize):
         warn(
             "this model was not fine-tuned with quantization (not trimmed, or --pipeline.model.trim.quantize False): "
             "the file holds its parameters quantized, which ns-eval of the run did not measure; use ns-trim eval"
