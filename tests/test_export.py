@@ -129,6 +129,7 @@ def test_eval_of_the_file_equals_ns_eval_of_the_run(trim_run, exported, tiny_sce
     file = json.loads((tmp_path / "file.json").read_text())["results"]
     assert abs(run["psnr"] - file["psnr"]) < 0.01 and abs(run["ssim"] - file["ssim"]) < 1e-4
     assert file["gaussians"] == read_file(exported).gaussians.count and file["bytes"] == exported.stat().st_size
+    assert file["render_fps"] > 0 and run["render_fps"] > 0 and run["gaussians"] == file["gaussians"]
 
 
 def test_export_refuses_another_methods_config(trim_run, tmp_path):

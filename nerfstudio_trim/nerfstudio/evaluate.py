@@ -1,6 +1,7 @@
 """``ns-trim eval FILE --data DATA``: render a decoded ``.nstrim`` file over a dataset's eval split and
 report what ``ns-eval`` reports for the model (PSNR, SSIM, LPIPS when its weights are available), with
-the number of Gaussians and the file size. Images are loaded as splatfacto's datamanager loads them
+the number of Gaussians, the file size and the render speed (median over the views of the render alone,
+synchronised, after one warm-up render). Images are loaded as splatfacto's datamanager loads them
 (undistorted, cached) and compared as splatfacto compares them."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from torchmetrics.image import PeakSignalNoiseRatio
 from nerfstudio_trim.core.codec import SplatScene, read_file
 from nerfstudio_trim.core.files import check_writable, make_dir, write_atomic
 from nerfstudio_trim.core.render import over_background, rasterize_parameters
+from nerfstudio_trim.core.timing import timed
 from nerfstudio_trim.errors import TrimError
 from nerfstudio_trim.nerfstudio.checks import check_data
 from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
@@ -102,15 +104,26 @@ def evaluate_scene(scene: SplatScene, data: Path, device: torch.device) -> Dict[
     psnr, ssim = PeakSignalNoiseRatio(data_range=1.0), SSIM(data_range=1.0, size_average=True, channel=3)
     lpips = LazyLPIPS(normalize=True)
     metrics: Dict[str, List[float]] = {"psnr": [], "ssim": [], "lpips": []}
-    with torch.no_grad():
-        for index in track(range(len(cameras)), description="rendering the eval views", console=CONSOLE, transient=True):
-            camera = cameras[index : index + 1]
-            width, height = int(camera.width.item()), int(camera.height.item())
-            render, alpha, _ = rasterize_parameters(
-                params, camera_to_worlds[index : index + 1].to(device), camera.get_intrinsics_matrices().to(device),
-                width, height, sh_degree=scene.sh_degree, rasterize_mode=scene.rasterize_mode,  # type: ignore[arg-type]
+    render_seconds: List[float] = []
+
+    def render(index: int) -> Tensor:
+        """[H, W, 3] image of eval camera ``index``, its duration (synchronised) appended to render_seconds."""
+        camera = cameras[index : index + 1]
+        camera_to_world, intrinsics = camera_to_worlds[index : index + 1].to(device), camera.get_intrinsics_matrices().to(device)
+        with timed(device, render_seconds):
+            colours, alpha, _ = rasterize_parameters(
+                params, camera_to_world, intrinsics, int(camera.width.item()), int(camera.height.item()),
+                sh_degree=scene.sh_degree, rasterize_mode=scene.rasterize_mode,  # type: ignore[arg-type]
             )  # fmt: skip
-            predicted = over_background(render[..., :3], alpha, background)[0]
+            image = over_background(colours[..., :3], alpha, background)[0]
+        return image
+
+    with torch.no_grad():
+        if len(cameras) > 0:
+            render(0)  # warm-up, not timed
+            render_seconds.clear()
+        for index in track(range(len(cameras)), description="rendering the eval views", console=CONSOLE, transient=True):
+            predicted = render(index)
             image = datamanager.cached_eval[index]["image"].to(device)
             image = image.float() / 255.0 if image.dtype == torch.uint8 else image
             if image.shape[-1] == 4:
@@ -123,6 +136,8 @@ def evaluate_scene(scene: SplatScene, data: Path, device: torch.device) -> Dict[
                 metrics["lpips"].append(value)
     results: Dict[str, Any] = {name: statistics.fmean(values) for name, values in metrics.items() if values}
     results.update(gaussians=scene.gaussians.count, images=len(cameras))
+    if render_seconds:
+        results["render_fps"] = 1.0 / statistics.median(render_seconds)
     if not all(math.isfinite(value) for value in results.values()):
         raise TrimError("the scene renders non-finite metrics")
     return results

@@ -9,7 +9,6 @@ synchronised, after one warm-up render, and takes the median over the eval camer
 from __future__ import annotations
 
 import statistics
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 
 from nerfstudio_trim.core.codec import encode
+from nerfstudio_trim.core.timing import timed
 from nerfstudio_trim.nerfstudio.export import scene_of
 
 
@@ -27,11 +27,6 @@ class TrimPipelineConfig(VanillaPipelineConfig):
     """nerfstudio's pipeline config; its eval metrics add Gaussians, file size and render FPS."""
 
     _target: Type = field(default_factory=lambda: TrimPipeline)
-
-
-def _synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class TrimPipeline(VanillaPipeline):
@@ -43,15 +38,11 @@ class TrimPipeline(VanillaPipeline):
         model = self.model
         render = model.get_outputs_for_camera
 
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            _synchronise(model.device)
-            started = time.perf_counter()
-            outputs = render(*args, **kwargs)
-            _synchronise(model.device)
-            seconds.append(time.perf_counter() - started)
-            return outputs
+        def timed_render(*args: Any, **kwargs: Any) -> Any:
+            with timed(model.device, seconds):
+                return render(*args, **kwargs)
 
-        model.get_outputs_for_camera = timed  # type: ignore[method-assign]
+        model.get_outputs_for_camera = timed_render  # type: ignore[method-assign]
         try:
             yield
         finally:
