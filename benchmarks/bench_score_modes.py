@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -28,8 +29,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo"))
-from run_demo import REPO, TRIM_FLAGS, count_gaussians, evaluate, trim_baseline  # noqa: E402
+from run_demo import BASELINE, REPO, SCENE, TRIM_FLAGS  # noqa: E402
 
+from nerfstudio_trim.bench import count_gaussians, latest_checkpoint, ns_eval, trim_run  # noqa: E402
 from nerfstudio_trim.core.scores import SCORE_MODES  # noqa: E402
 
 OUTPUT = Path("outputs/bench/score_modes")
@@ -54,6 +56,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=list(SCORE_MODES), choices=list(SCORE_MODES))
     parser.add_argument("--sh-quantization", default="channel", choices=["channel", "tensor"])
     args = parser.parse_args()
+    os.chdir(REPO)  # the demo baseline's config.yml names its data relative to the repository
     rows = json.loads((REPO / RESULTS).read_text()) if (REPO / RESULTS).exists() else []
     done = {(r["mode"], r["target_fraction"], r["sh_quantization"]) for r in rows}
     for fraction in args.fractions:
@@ -62,13 +65,13 @@ def main() -> None:
                 continue
             root = OUTPUT / f"{mode}-{fraction:g}-{args.sh_quantization}"
             shutil.rmtree(REPO / root, ignore_errors=True)  # a run interrupted before it was recorded
-            what = f"{mode}, down to {fraction:.0%}, SH per {args.sh_quantization}"
-            run_dir, log = trim_baseline(flags(mode, fraction, args.sh_quantization), root, what)
-            metrics = evaluate(run_dir / "config.yml", root / "eval.json")
+            print(f"{mode}, down to {fraction:.0%}, SH per {args.sh_quantization}", flush=True)
+            run_dir, log = trim_run(latest_checkpoint(BASELINE), SCENE, flags(mode, fraction, args.sh_quantization), root, "cpu")
+            metrics = ns_eval(run_dir / "config.yml", root / "eval.json")
             score_seconds = [float(s) for s in re.findall(r"scored in ([0-9.]+) s", log)]
             rows.append({
                 "mode": mode, "target_fraction": fraction, "sh_quantization": args.sh_quantization,
-                "gaussians": count_gaussians(run_dir),
+                "gaussians": count_gaussians(latest_checkpoint(run_dir)),
                 "psnr": metrics["psnr"], "ssim": metrics["ssim"], "lpips": metrics.get("lpips"),
                 "median_score_pass_s": statistics.median(score_seconds) if score_seconds else 0.0,
             })  # fmt: skip

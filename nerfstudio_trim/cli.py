@@ -4,6 +4,7 @@
     ns-trim info FILE.nstrim                                       # header and size per attribute
     ns-trim decode FILE.nstrim --output scene.ply                  # standard 3DGS PLY
     ns-trim eval FILE.nstrim --data DATA                           # PSNR/SSIM/LPIPS on the eval views
+    ns-trim bench --baseline RUN/config.yml --data DATA            # the results table of one scene
 
 Every failure is one ``error:`` line and exit status 1.
 """
@@ -21,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from typing_extensions import Annotated
 
+from nerfstudio_trim.bench import Bench
 from nerfstudio_trim.core.codec import Limits, read_file, read_header
 from nerfstudio_trim.core.files import check_writable, make_dir
 from nerfstudio_trim.core.ply import ply_size, write_ply
@@ -99,6 +101,7 @@ def entrypoint() -> None:
         Annotated[Info, tyro.conf.subcommand(name="info")],
         Annotated[Decode, tyro.conf.subcommand(name="decode")],
         Annotated[_evaluate(), tyro.conf.subcommand(name="eval")],
+        Annotated[Bench, tyro.conf.subcommand(name="bench")],
     ]
     tyro.cli(commands).main()  # type: ignore[call-overload]
 

@@ -1,0 +1,46 @@
+"""ns-trim bench on a tiny scene: a well-formed results.json and table, and a rerun that skips finished steps."""
+
+import json
+import shlex
+
+import pytest
+
+from tests.conftest import FLAGS, ns
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_writes_the_results_table_and_resumes(trained_run, tiny_scene, tmp_path):
+    out = tmp_path / "bench"
+    args = ["bench", "--baseline", str(trained_run.config), "--data", str(tiny_scene), "--output-dir", str(out),
+            f"--trim-args={shlex.join(FLAGS)}", "--device", "cpu"]  # fmt: skip
+    result = ns("ns-trim", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    results = json.loads((out / "results.json").read_text())
+    rows = results["rows"]
+    assert [r["model"] for r in rows] == ["baseline (ns-eval)", "trimmed run (ns-eval)", "trimmed .nstrim file (ns-trim eval)"]
+    for row in rows:
+        assert set(row) >= {"psnr", "ssim", "lpips", "gaussians", "fps", "size_mb"}
+        assert row["fps"] > 0 and row["fps_kind"] == "render only" and 0 < row["ssim"] <= 1 and row["psnr"] > 10
+    assert rows[2]["size_mb"] == (out / "export" / "scene.nstrim").stat().st_size / 1e6
+    assert rows[0]["gaussians"] > rows[1]["gaussians"] == rows[2]["gaussians"]
+    assert abs(rows[1]["psnr"] - rows[2]["psnr"]) < 0.01  # the file renders what the run rendered
+    assert set(results["versions"]) == {"nerfstudio-trim", "nerfstudio", "gsplat", "torch"} and results["machine"]
+    table = (out / "results.md").read_text().splitlines()
+    for column in ("PSNR", "SSIM", "LPIPS", "NUM GAUSSIANS", "FPS", "SIZE (MB)", "compression vs baseline PLY", "PSNR change"):
+        assert column in table[0]
+    assert len(table) == 2 + len(rows)
+
+    checkpoint = next((out / "trim").rglob("step-*.ckpt"))
+    modified = checkpoint.stat().st_mtime_ns
+    again = ns("ns-trim", *args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "skipped" in again.stdout and "ns-eval" not in again.stdout.replace("(ns-eval)", "")
+    assert checkpoint.stat().st_mtime_ns == modified  # the trim was not run again
+
+
+def test_bench_refuses_a_missing_baseline(tiny_scene, tmp_path):
+    result = ns("ns-trim", "bench", "--baseline", str(tmp_path / "nope.yml"), "--data", str(tiny_scene),
+                "--output-dir", str(tmp_path / "bench"), cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1 and "error: baseline config" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "bench").exists()
