@@ -198,6 +198,6 @@ class Bench:
         write_atomic(out / "results.json", json.dumps(results, indent=2).encode())
         table = markdown(rows)
         write_atomic(out / "results.md", table.encode())
-        console.print(table, markup=False, highlight=False)
+        console.print(table, markup=False, highlight=False, soft_wrap=True)
         console.print(f"results: {out / 'results.json'}, {out / 'results.md'}")
         return results
