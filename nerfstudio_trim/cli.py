@@ -26,7 +26,7 @@ from nerfstudio_trim.bench import Bench
 from nerfstudio_trim.core.codec import Limits, read_file, read_header
 from nerfstudio_trim.core.files import check_writable, make_dir
 from nerfstudio_trim.core.ply import ply_size, write_ply
-from nerfstudio_trim.errors import TrimError, install_excepthook
+from nerfstudio_trim.errors import install_excepthook
 
 console = Console()
 

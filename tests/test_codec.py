@@ -4,7 +4,6 @@ import hashlib
 import json
 import lzma
 import os
-from pathlib import Path
 
 import pytest
 import torch
