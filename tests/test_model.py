@@ -176,6 +176,12 @@ def test_quantization_aware_forward_renders_exactly_the_stored_values(trained_ru
         assert torch.equal(rendered[name], model.gauss_params[name].detach().half().float())
     rendered["features_rest"].sum().backward()  # straight through to the parameter
     assert torch.equal(model.gauss_params["features_rest"].grad, torch.ones_like(rest))
+    with torch.no_grad():  # eval renders reuse the quantized values until a parameter changes
+        first = model.render_parameters()
+        assert model.render_parameters()["means"] is first["means"]
+        model.gauss_params["features_rest"].add_(0.5)  # as an optimizer step does, in place
+        changed = model.render_parameters()["features_rest"]
+    assert torch.equal(changed, quantize_sh(model.gauss_params["features_rest"]).dequantize())
 
 
 def test_score_heat_map_is_an_eval_output_once_scores_exist(trained_run, tmp_path):

@@ -144,7 +144,17 @@ class SplatfactoTrimModel(SplatfactoModel):
         params: Dict[str, Tensor] = dict(self.gauss_params.items())
         if not (self.trimmer.active and self.config.trim.quantize):
             return params
-        return fake_quantize_gaussians(params, self.config.trim.sh_quantization, self.config.trim.position_encoding)
+        trim = self.config.trim
+        if torch.is_grad_enabled():
+            return fake_quantize_gaussians(params, trim.sh_quantization, trim.position_encoding)
+        # Without gradients (eval renders, the viewer) the quantized values are reused until a parameter
+        # changes: an optimizer step bumps its version, pruning replaces it.
+        key = (trim.sh_quantization, trim.position_encoding, *((id(v), v._version) for v in params.values()))
+        cached = self.__dict__.get("_quantized_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, fake_quantize_gaussians(params, trim.sh_quantization, trim.position_encoding))
+            self.__dict__["_quantized_cache"] = cached
+        return cached[1]
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
         """splatfacto's losses, plus the optional L1 penalty on higher SH bands while trimming."""
