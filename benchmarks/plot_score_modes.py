@@ -71,6 +71,8 @@ def main() -> None:
         figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
         for mode in modes:
             points = sorted((x_of(r), r["psnr"]) for r in rows if r["mode"] == mode and r["sh_quantization"] == "channel" and ("file_bytes" in r or not log))
+            if points and not log:  # every mode starts from the baseline (100% kept)
+                points = [(baseline_count, baseline_eval["psnr"])] + points
             if points:
                 axes.plot(*zip(*points), marker="o", label=mode)
         if log:
