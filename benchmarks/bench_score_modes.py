@@ -71,7 +71,7 @@ def main() -> None:
             score_seconds = [float(s) for s in re.findall(r"scored in ([0-9.]+) s", log)]
             rows.append({
                 "mode": mode, "target_fraction": fraction, "sh_quantization": args.sh_quantization,
-                "gaussians": count_gaussians(latest_checkpoint(run_dir)),
+                "gaussians": count_gaussians(latest_checkpoint(run_dir))[0],
                 "psnr": metrics["psnr"], "ssim": metrics["ssim"], "lpips": metrics.get("lpips"),
                 "median_score_pass_s": statistics.median(score_seconds) if score_seconds else 0.0,
             })  # fmt: skip

@@ -24,7 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from nerfstudio_trim.bench import latest_checkpoint  # noqa: E402
-from nerfstudio_trim.core.codec import SplatScene, encode  # noqa: E402
+from nerfstudio_trim.core.codec import SplatScene, encode, sh_degree_of  # noqa: E402
 from nerfstudio_trim.core.ply import ply_size  # noqa: E402
 from nerfstudio_trim.core.quantize import quantize_gaussians  # noqa: E402
 from nerfstudio_trim.nerfstudio.checkpoints import gaussian_state, load_checkpoint  # noqa: E402
@@ -36,7 +36,8 @@ RESULTS = Path(__file__).parent / "results"
 def file_bytes(checkpoint: Path, sh_quantization: str) -> int:
     """Size of the .nstrim file of a checkpoint's Gaussians."""
     params = gaussian_state(load_checkpoint(checkpoint)["pipeline"])
-    return len(encode(SplatScene(quantize_gaussians(params, sh_quantization), 3)))  # type: ignore[arg-type]
+    degree = sh_degree_of(params["features_rest"])
+    return len(encode(SplatScene(quantize_gaussians(params, sh_quantization), degree)))  # type: ignore[arg-type]
 
 
 def run_dir(runs: List[Path], row: dict) -> Optional[Path]:

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Literal, Optional, Tuple
 import torch
 from rich.console import Console
 
+from nerfstudio_trim.core.codec import sh_degree_of
 from nerfstudio_trim.core.files import check_writable, make_dir, write_atomic
 from nerfstudio_trim.core.ply import ply_size
 from nerfstudio_trim.errors import TrimError
@@ -63,14 +64,10 @@ def latest_checkpoint(run_dir: Path) -> Path:
     return checkpoints[-1]
 
 
-def count_gaussians(checkpoint: Path) -> int:
-    return int(gaussian_state(load_checkpoint(checkpoint)["pipeline"])["means"].shape[0])
-
-
-def sh_degree(checkpoint: Path) -> int:
-    """The SH degree of a checkpoint's Gaussians (features_rest [N, (d + 1)^2 - 1, 3])."""
+def count_gaussians(checkpoint: Path) -> Tuple[int, int]:
+    """(number of Gaussians, SH degree) of a checkpoint."""
     rest = gaussian_state(load_checkpoint(checkpoint)["pipeline"])["features_rest"]
-    return round((rest.shape[1] + 1) ** 0.5) - 1
+    return int(rest.shape[0]), sh_degree_of(rest)
 
 
 def ns_eval(config: Path, output: Path) -> Dict[str, Any]:
@@ -165,7 +162,7 @@ class Bench:
         make_dir(self.output_dir)
         out = self.output_dir
         baseline_checkpoint = latest_checkpoint(self.baseline.parent)
-        baseline_count = count_gaussians(baseline_checkpoint)
+        baseline_count, degree = count_gaussians(baseline_checkpoint)
         baseline = ns_eval(self.baseline, out / "baseline_eval.json")
 
         run_dir, _ = trim_run(baseline_checkpoint, self.data, shlex.split(self.trim_args), out / "trim", self.device)
@@ -179,8 +176,7 @@ class Bench:
                  "--output-path", str(out / "file_eval.json")], f"ns-trim eval {scene_file}")  # fmt: skip
         file = _results(out / "file_eval.json") or {}
 
-        degree = sh_degree(baseline_checkpoint)
-        trimmed_count = count_gaussians(latest_checkpoint(run_dir))
+        trimmed_count, _ = count_gaussians(latest_checkpoint(run_dir))
         rows = [
             _row("baseline (ns-eval)", baseline, baseline_count, ply_size(baseline_count, degree), "PLY"),
             _row("trimmed run (ns-eval)", trimmed, trimmed_count, ply_size(trimmed_count, degree), "PLY"),

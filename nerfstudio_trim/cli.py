@@ -23,7 +23,7 @@ from rich.table import Table
 from typing_extensions import Annotated
 
 from nerfstudio_trim.bench import Bench
-from nerfstudio_trim.core.codec import Limits, read_file, read_header
+from nerfstudio_trim.core.codec import read_file, read_file_with_header
 from nerfstudio_trim.core.files import check_writable, make_dir
 from nerfstudio_trim.core.ply import ply_size, write_ply
 from nerfstudio_trim.errors import install_excepthook
@@ -39,8 +39,7 @@ class Info:
     """The .nstrim file."""
 
     def main(self) -> None:
-        scene = read_file(self.file)  # checksum, limits and every stream verified
-        header, _ = read_header(self.file.read_bytes(), Limits())
+        header, scene = read_file_with_header(self.file)  # checksum, limits and every stream verified
         size, count = self.file.stat().st_size, header["count"]
         console.print(f"[bold]{self.file}[/bold]: {count:,} Gaussians, SH degree {header['sh_degree']}, "
                       f"{size:,} bytes ({size / max(count, 1):.1f} bytes per Gaussian)", highlight=False)  # fmt: skip

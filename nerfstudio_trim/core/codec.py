@@ -16,7 +16,7 @@ import lzma
 import math
 import struct
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -86,6 +86,11 @@ def sh_coefficients(degree: int) -> int:
     return (degree + 1) ** 2 - 1
 
 
+def sh_degree_of(features_rest: Tensor) -> int:
+    """The SH degree of features_rest [N, K, 3] (inverse of ``sh_coefficients``)."""
+    return math.isqrt(features_rest.shape[1] + 1) - 1
+
+
 def _column_bytes(array: np.ndarray) -> bytes:
     """[N, ...] array stored column by column (component-major), its bytes shuffled by significance."""
     columns = np.ascontiguousarray(array.reshape(array.shape[0], math.prod(array.shape[1:])).T)
@@ -144,7 +149,7 @@ def encode(scene: SplatScene) -> bytes:
     for name, value in decoded.items():
         if not bool(torch.isfinite(value).all()):
             raise FormatError(f"{name} has values that are not finite once quantized (beyond float16's range?)")
-    ordered = SplatScene(**{**scene.__dict__, "gaussians": g.reordered(morton_order(decoded["means"]))})
+    ordered = replace(scene, gaussians=g.reordered(morton_order(decoded["means"])))
     columns = _columns(ordered)
     with ThreadPoolExecutor(max_workers=len(columns)) as pool:  # lzma releases the GIL
         streams = list(pool.map(lambda c: lzma.compress(_column_bytes(c[1]), format=lzma.FORMAT_XZ, preset=XZ_PRESET), columns))
@@ -298,7 +303,16 @@ def decode(data: bytes, limits: Limits = Limits()) -> SplatScene:
     Raises:
         FormatError: the file is not a valid scene or exceeds ``limits``.
     """
-    header, payload = read_header(data, limits)
+    return scene_from(*read_header(data, limits))
+
+
+def scene_from(header: Dict[str, Any], payload: memoryview) -> SplatScene:
+    """The ``SplatScene`` of a header and payload that ``read_header`` has checked; every stream is
+    decompressed and verified against its declared size.
+
+    Raises:
+        FormatError: a stream is corrupted or does not match the header.
+    """
     count = header["count"]
     arrays: Dict[str, np.ndarray] = {}
     offset = 0
@@ -343,6 +357,15 @@ def read_file(path: Path, limits: Limits = Limits()) -> SplatScene:
     Raises:
         TrimError: the file is missing or unreadable; FormatError: it is not a valid scene.
     """
+    return read_file_with_header(path, limits)[1]
+
+
+def read_file_with_header(path: Path, limits: Limits = Limits()) -> Tuple[Dict[str, Any], SplatScene]:
+    """Read and decode a scene file; returns its header too (e.g. the stored bytes per attribute).
+
+    Raises:
+        TrimError: the file is missing or unreadable; FormatError: it is not a valid scene (named in the message).
+    """
     path = Path(path)
     if not path.is_file():
         raise TrimError(f"{path} does not exist")
@@ -351,6 +374,7 @@ def read_file(path: Path, limits: Limits = Limits()) -> SplatScene:
     except OSError as exc:
         raise TrimError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        return decode(data, limits)
+        header, payload = read_header(data, limits)
+        return header, scene_from(header, payload)
     except FormatError as exc:
         raise FormatError(f"{path}: {exc}") from None
