@@ -1,13 +1,21 @@
-"""Render the embedded demo scene with Blender Cycles into nerfstudio-data format.
+"""Render a test scene with Blender Cycles into nerfstudio-data format: the embedded demo scene, or the
+second scene of the ablation benchmark.
 
 Run headless (Debian's ``blender`` package, Cycles on CPU)::
 
     blender -b --python demo/make_scene.py -- --out demo/scene
+    blender -b --python demo/make_scene.py -- --layout still-life --views 80 --out outputs/scenes/still-life
 
-The scene is a small furnished room: a textured floor and walls, a marble-like sphere, a glossy
-torus, a checkered box, Suzanne and a glass-free wooden pedestal, lit by a sun and an area light.
-Cameras orbit the objects at two heights, looking at the centre, so every pixel sees geometry
-(no empty background), as in an indoor Mip-NeRF360 capture.
+``--layout room`` (the demo): a small furnished room, a textured floor and walls, a marble-like sphere,
+a glossy torus, a checkered box, Suzanne and a wooden pedestal, lit by a sun and an area light. Cameras
+orbit the objects at two heights, looking at the centre, so every pixel sees geometry (no empty
+background), as in an indoor Mip-NeRF360 capture.
+
+``--layout still-life`` (ablation scene 2, different in every respect): a still life on a table in front
+of a curved backdrop under a graded sky dome: a mirror-like chrome ball and a brushed-metal cone (strong
+view dependence), a row of thin coloured pencils and raised lettering (fine structure), a glossy ceramic
+vase, a stone-tile floor (Voronoi), a hard-shadowed sun. Cameras follow a forward-facing spiral over the
+front half only (two turns, varying height and distance), as in an LLFF capture.
 
 Outputs in ``--out``:
   images/frame_XXXXX.png   RGB, ``--width`` x ``--height`` pixels
@@ -35,6 +43,7 @@ def parse_args() -> argparse.Namespace:
     argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--layout", choices=sorted(LAYOUTS), default="room", help="which scene")
     parser.add_argument("--views", type=int, default=104, help="number of cameras")
     parser.add_argument("--width", type=int, default=160, help="image width in pixels")
     parser.add_argument("--height", type=int, default=120, help="image height in pixels")
@@ -110,6 +119,58 @@ def bricks():
     return build
 
 
+def tiles(scale):
+    def build(nodes, links, bsdf):
+        tex = nodes.new("ShaderNodeTexVoronoi")
+        tex.inputs["Scale"].default_value = scale
+        ramp = nodes.new("ShaderNodeValToRGB")
+        ramp.color_ramp.elements[0].color = (0.08, 0.07, 0.06, 1)
+        ramp.color_ramp.elements[1].color = (0.45, 0.4, 0.32, 1)
+        links.new(tex.outputs["Distance"], ramp.inputs["Fac"])
+        links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
+        bsdf.inputs["Roughness"].default_value = 0.7
+
+    return build
+
+
+def stripes(color1, color2, scale):
+    def build(nodes, links, bsdf):
+        tex = nodes.new("ShaderNodeTexWave")
+        tex.inputs["Scale"].default_value = scale
+        ramp = nodes.new("ShaderNodeValToRGB")
+        ramp.color_ramp.elements[0].color = (*color1, 1)
+        ramp.color_ramp.elements[1].color = (*color2, 1)
+        links.new(tex.outputs["Fac"], ramp.inputs["Fac"])
+        links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
+        bsdf.inputs["Roughness"].default_value = 0.85
+
+    return build
+
+
+def plain(color, roughness, metallic=0.0):
+    def build(nodes, links, bsdf):
+        bsdf.inputs["Base Color"].default_value = (*color, 1)
+        bsdf.inputs["Roughness"].default_value = roughness
+        bsdf.inputs["Metallic"].default_value = metallic
+
+    return build
+
+
+def sky(nodes, links, bsdf):
+    """An emissive gradient, pale at the horizon, blue at the zenith (the dome's inside)."""
+    coords = nodes.new("ShaderNodeTexCoord")
+    separate = nodes.new("ShaderNodeSeparateXYZ")
+    ramp = nodes.new("ShaderNodeValToRGB")
+    ramp.color_ramp.elements[0].color = (0.85, 0.82, 0.75, 1)
+    ramp.color_ramp.elements[1].color = (0.15, 0.3, 0.7, 1)
+    ramp.color_ramp.elements[1].position = 0.6
+    links.new(coords.outputs["Generated"], separate.inputs["Vector"])
+    links.new(separate.outputs["Z"], ramp.inputs["Fac"])
+    links.new(ramp.outputs["Color"], bsdf.inputs["Emission"])
+    bsdf.inputs["Emission Strength"].default_value = 0.6
+    bsdf.inputs["Base Color"].default_value = (0, 0, 0, 1)
+
+
 def add(obj_op, mat, **kwargs) -> bpy.types.Object:
     obj_op(**kwargs)
     obj = bpy.context.active_object
@@ -117,8 +178,7 @@ def add(obj_op, mat, **kwargs) -> bpy.types.Object:
     return obj
 
 
-def build_scene() -> list[bpy.types.Object]:
-    bpy.ops.wm.read_factory_settings(use_empty=True)
+def build_room() -> list[bpy.types.Object]:
     mesh = bpy.ops.mesh
     objects = [
         add(mesh.primitive_plane_add, material("floor", wood(2.0)), size=8.0),
@@ -159,7 +219,50 @@ def build_scene() -> list[bpy.types.Object]:
     return objects
 
 
-def camera_positions(n: int, rng: random.Random) -> list[Vector]:
+def build_still_life() -> list[bpy.types.Object]:
+    mesh = bpy.ops.mesh
+    dome = add(mesh.primitive_uv_sphere_add, material("sky", sky), radius=9.0, segments=32, ring_count=16)
+    dome.visible_shadow = False  # the sun shines through it
+    objects = [
+        dome,
+        add(mesh.primitive_plane_add, material("floor", tiles(15.0)), size=10.0),
+        add(mesh.primitive_plane_add, material("backdrop", stripes((0.55, 0.15, 0.2), (0.85, 0.7, 0.6), 2.5)),
+            size=5.0, location=(0, 2.2, 2.0), rotation=(math.pi / 2, 0, 0)),
+        add(mesh.primitive_plane_add, material("screen", stripes((0.2, 0.4, 0.25), (0.7, 0.8, 0.6), 4.0)),
+            size=3.0, location=(-2.2, 1.0, 1.5), rotation=(math.pi / 2, 0, 1.0)),
+        add(mesh.primitive_cube_add, material("table", wood(3.0)), size=1.0, location=(0, 0, 0.72),
+            scale=(1.6, 0.9, 0.06)),
+        add(mesh.primitive_uv_sphere_add, material("chrome", plain((0.9, 0.9, 0.92), 0.05, 1.0)), radius=0.18,
+            location=(-0.5, 0.1, 0.93), segments=48, ring_count=24),
+        add(mesh.primitive_cone_add, material("copper", plain((0.85, 0.45, 0.3), 0.35, 1.0)), radius1=0.15,
+            depth=0.4, location=(0.55, 0.2, 0.95)),
+        add(mesh.primitive_uv_sphere_add, material("ceramic", plain((0.1, 0.5, 0.55), 0.08)), radius=1.0,
+            location=(0.15, -0.05, 0.97), scale=(0.12, 0.12, 0.22), segments=48, ring_count=24),
+    ]
+    for i in range(9):  # pencils lying side by side
+        colour = [0.5 + 0.45 * math.cos(2 * math.pi * (i / 9 + k / 3)) for k in range(3)]
+        objects.append(add(mesh.primitive_cylinder_add, material(f"pencil{i}", plain(colour, 0.5)), radius=0.015,
+                           depth=0.35, location=(-0.1 + 0.035 * i, -0.3, 0.765), rotation=(0, math.pi / 2, 0.2)))
+    bpy.ops.object.text_add(location=(0, 0.3, 0.75), rotation=(math.pi / 2, 0, 0))
+    text = bpy.context.active_object
+    text.data.body, text.data.size, text.data.extrude, text.data.align_x = "TRIM", 0.22, 0.02, "CENTER"
+    text.data.materials.append(material("letters", plain((0.95, 0.75, 0.1), 0.4)))
+    objects.append(text)
+    for obj in objects[5:8]:
+        for poly in obj.data.polygons:
+            poly.use_smooth = True
+
+    bpy.ops.object.light_add(type="SUN", rotation=(0.7, -0.4, 2.4))
+    bpy.context.active_object.data.energy = 2.5
+    bpy.context.active_object.data.angle = 0.02  # hard shadows
+    world = bpy.data.worlds.new("world")
+    world.use_nodes = True
+    world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.05, 0.05, 0.06, 1)
+    bpy.context.scene.world = world
+    return objects
+
+
+def room_cameras(n: int, rng: random.Random) -> list[Vector]:
     """Two orbits (low and high) around the pedestal with a little jitter."""
     positions = []
     for i in range(n):
@@ -169,6 +272,26 @@ def camera_positions(n: int, rng: random.Random) -> list[Vector]:
         height = (2.2 if high else 1.0) + rng.uniform(-0.1, 0.1)
         positions.append(Vector((radius * math.cos(angle), radius * math.sin(angle), height)))
     return positions
+
+
+def still_life_cameras(n: int, rng: random.Random) -> list[Vector]:
+    """A forward-facing sweep over the front half: two turns of azimuth within +-50 degrees of the front,
+    heights and distances varying at other rates, a little jitter."""
+    positions = []
+    for i in range(n):
+        t = i / n
+        angle = -math.pi / 2 + 0.85 * math.sin(4 * math.pi * t) + rng.uniform(-0.03, 0.03)
+        radius = 1.75 + 0.25 * math.sin(10 * math.pi * t) + rng.uniform(-0.05, 0.05)
+        height = 1.35 + 0.35 * math.cos(6 * math.pi * t) + rng.uniform(-0.05, 0.05)
+        positions.append(Vector((radius * math.cos(angle), radius * math.sin(angle), height)))
+    return positions
+
+
+# layout: (build the objects, camera positions, the point the cameras look at)
+LAYOUTS = {
+    "room": (build_room, room_cameras, (0.0, 0.0, 0.5)),
+    "still-life": (build_still_life, still_life_cameras, (0.0, 0.05, 0.9)),
+}
 
 
 def look_at(cam: bpy.types.Object, target: Vector) -> None:
@@ -242,7 +365,9 @@ def main() -> None:
     rng = random.Random(args.seed)
     out = args.out.resolve()
     (out / "images").mkdir(parents=True, exist_ok=True)
-    objects = build_scene()
+    build, cameras_of, target = LAYOUTS[args.layout]
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    objects = build()
 
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
@@ -263,9 +388,9 @@ def main() -> None:
     focal = cam.data.lens / cam.data.sensor_width * args.width
 
     frames, cameras, names = [], [], []
-    for i, position in enumerate(camera_positions(args.views, rng)):
+    for i, position in enumerate(cameras_of(args.views, rng)):
         cam.location = position
-        look_at(cam, Vector((0.0, 0.0, 0.5)))
+        look_at(cam, Vector(target))
         bpy.context.view_layer.update()
         name = f"images/frame_{i:05d}.png"
         scene.render.filepath = str(out / name)

@@ -10,10 +10,15 @@ shortened for a 160 x 120 scene on CPU:
 - screen-size splitting off (gsplat's default): at 160 px splatfacto's 5%-of-the-image rule would
   split almost every Gaussian.
 The output folder holds config.yml (paths relative to the repository root) and the checkpoint.
+The same recipe trains the ablation benchmark's second scene (benchmarks/ablation.py)::
+
+    python demo/train_baseline.py --data outputs/scenes/still-life --packaged outputs/scenes/still-life-baseline
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -37,12 +42,12 @@ TRAIN_ARGS = [
 ]  # fmt: skip
 
 
-def package(run_dir: Path, target: Path) -> Path:
-    """Copy a finished run's last checkpoint into ``target`` with a config.yml that ns-eval and
-    ``--load-checkpoint`` can use from the repository root. Returns the config path."""
+def package(run_dir: Path, data: Path, target: Path) -> Path:
+    """Copy a finished run's last checkpoint into ``target`` with a config.yml (data ``data``) that ns-eval
+    and ``--load-checkpoint`` can use from the repository root. Returns the config path."""
     config = yaml.load((run_dir / "config.yml").read_text(), Loader=yaml.Loader)  # our own file
     config.output_dir, config.experiment_name, config.timestamp = target.parent, target.name, ""
-    config.data = config.pipeline.datamanager.data = config.pipeline.datamanager.dataparser.data = SCENE
+    config.data = config.pipeline.datamanager.data = config.pipeline.datamanager.dataparser.data = data
     config.load_checkpoint = None
     base = config.get_base_dir()
     checkpoint = sorted((run_dir / "nerfstudio_models").glob("step-*.ckpt"))[-1]
@@ -55,11 +60,17 @@ def package(run_dir: Path, target: Path) -> Path:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=SCENE, help="the scene (relative to the repository)")
+    parser.add_argument("--packaged", type=Path, default=PACKAGED, help="where the packaged baseline goes")
+    args = parser.parse_args()
+    os.chdir(REPO)  # the packaged config.yml names paths relative to the repository
     out = Path("outputs/baseline-training")
+    name = args.data.name
     command = [str(Path(sys.executable).parent / "ns-train"), *TRAIN_ARGS, "--output-dir", str(out),
-               "--experiment-name", "demo", "--timestamp", "baseline", "nerfstudio-data", "--data", str(SCENE)]  # fmt: skip
-    subprocess.run(command, cwd=REPO, check=True)
-    config = package(REPO / out / "demo" / "splatfacto-trim" / "baseline", PACKAGED)
+               "--experiment-name", name, "--timestamp", "baseline", "nerfstudio-data", "--data", str(args.data)]  # fmt: skip
+    subprocess.run(command, check=True)
+    config = package(out / name / "splatfacto-trim" / "baseline", args.data, args.packaged)
     print(f"baseline packaged: {config}")
 
 
