@@ -5,10 +5,12 @@ rot_0..3 (wxyz, unnormalised). Written in one vectorised block, not one vertex a
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import List, Mapping
+from typing import Dict, List, Mapping, Tuple
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from nerfstudio_trim.core.codec import sh_coefficients
@@ -59,3 +61,74 @@ def write_ply(path: Path, params: Mapping[str, Tensor], sh_degree: int) -> int:
     data = ply_bytes(params, sh_degree)
     write_atomic(path, data)
     return len(data)
+
+
+_PLY_TYPES = {
+    "char": "i1", "uchar": "u1", "short": "<i2", "ushort": "<u2", "int": "<i4", "uint": "<u4",
+    "float": "<f4", "double": "<f8", "int8": "i1", "uint8": "u1", "int16": "<i2", "uint16": "<u2",
+    "int32": "<i4", "uint32": "<u4", "float32": "<f4", "float64": "<f8",
+}  # fmt: skip
+
+
+def read_ply(path: Path) -> Tuple[Dict[str, Tensor], int]:
+    """Read a binary little-endian Gaussian-splat PLY in the INRIA layout, whoever wrote it (properties
+    found by name, in any order, any numeric type; other properties ignored): the splatfacto parameters
+    (as ``ply_bytes`` takes them, float32) and the SH degree. Raises ValueError on anything else."""
+    with open(path, "rb") as file:
+        header = []
+        for _ in range(10_000):  # a header's lines, bounded
+            line = file.readline()
+            if not line or line.strip() == b"end_header":
+                break
+            header.append(line.decode("ascii", errors="replace").split())
+        if not header or header[0] != ["ply"] or line.strip() != b"end_header":
+            raise ValueError(f"{path} is not a PLY file with a complete header")
+        fmt, count, properties = None, None, []
+        for words in header[1:]:
+            if words[:1] == ["format"]:
+                fmt = words[1]
+            elif words[:1] == ["element"]:
+                if count is not None:
+                    break  # only the first element (vertex) is read; it comes first in splat PLYs
+                if words[1:2] != ["vertex"]:
+                    raise ValueError(f"{path}: the first element is not vertex")
+                count = int(words[2]) if words[2:3] and words[2].isdigit() else -1
+                if count < 0:
+                    raise ValueError(f"{path}: the vertex count is not a number")
+            elif words[:1] == ["property"] and count is not None:
+                if len(words) != 3 or words[1] not in _PLY_TYPES:
+                    raise ValueError(f"{path}: unsupported vertex property {' '.join(words[1:])!r}")
+                properties.append((words[2], _PLY_TYPES[words[1]]))
+        if fmt != "binary_little_endian" or count is None:
+            raise ValueError(f"{path}: only binary little-endian PLY with a vertex element is supported")
+        if count > 50_000_000:
+            raise ValueError(f"{path}: {count:,} vertices is more than this reader accepts (50,000,000)")
+        table = np.fromfile(file, dtype=np.dtype(properties), count=count)
+    if table.shape[0] != count:
+        raise ValueError(f"{path}: {table.shape[0]:,} of {count:,} vertices present, the file is truncated")
+    names = set(table.dtype.names or ())
+    rest_names = sorted((n for n in names if n.startswith("f_rest_")), key=lambda n: (len(n), n))
+    required = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", *(f"scale_{i}" for i in range(3)),
+                *(f"rot_{i}" for i in range(4))]  # fmt: skip
+    missing = [n for n in required if n not in names]
+    coefficients = len(rest_names) // 3
+    degree = math.isqrt(coefficients + 1) - 1
+    if missing or 3 * sh_coefficients(degree) != len(rest_names) or rest_names != [f"f_rest_{i}" for i in range(len(rest_names))]:
+        raise ValueError(f"{path} is not a Gaussian-splat PLY (missing {missing or 'a complete f_rest_* set'})")
+
+    def columns(*selected: str) -> Tensor:
+        """[N, len(selected)] float32."""
+        stacked = np.empty((count, len(selected)), dtype=np.float32)
+        for index, name in enumerate(selected):
+            stacked[:, index] = table[name]
+        return torch.from_numpy(stacked)
+
+    params = {
+        "means": columns("x", "y", "z"),
+        "scales": columns("scale_0", "scale_1", "scale_2"),
+        "quats": columns("rot_0", "rot_1", "rot_2", "rot_3"),
+        "opacities": columns("opacity"),
+        "features_dc": columns("f_dc_0", "f_dc_1", "f_dc_2"),
+        "features_rest": columns(*rest_names).reshape(count, 3, coefficients).transpose(1, 2).contiguous(),
+    }
+    return params, degree

@@ -23,7 +23,7 @@ from torch import Tensor
 from pytorch_msssim import SSIM
 from torchmetrics.image import PeakSignalNoiseRatio
 
-from nerfstudio_trim.core.codec import SplatScene, read_file
+from nerfstudio_trim.core.codec import SplatScene, read_file, sh_degree_of
 from nerfstudio_trim.core.files import check_writable, make_dir, write_atomic
 from nerfstudio_trim.core.render import over_background, rasterize_parameters
 from nerfstudio_trim.core.timing import timed
@@ -88,8 +88,12 @@ class EvaluateFile:
             write_atomic(self.output_path, json.dumps({"results": results}, indent=2).encode())
 
 
-def evaluate_scene(scene: SplatScene, data: Path, device: torch.device) -> Dict[str, Any]:
-    """Mean PSNR / SSIM (/ LPIPS) of the scene over the eval images of ``data``, and its Gaussian count."""
+def evaluate_scene(
+    scene: SplatScene, data: Path, device: torch.device, gaussians: Optional[Dict[str, Tensor]] = None
+) -> Dict[str, Any]:
+    """Mean PSNR / SSIM (/ LPIPS) of the scene over the eval images of ``data``, its Gaussian count and
+    render FPS. ``gaussians``: render these float parameters (splatfacto's names; e.g. the scene decoded
+    from another format) in the scene's frame, with its background and rasterize mode, instead of its own."""
     datamanager_config = FullImageDatamanagerConfig(dataparser=NerfstudioDataParserConfig(data=data))
     check_data(datamanager_config)
     datamanager = datamanager_config.setup(device=device, test_mode="test")
@@ -98,7 +102,8 @@ def evaluate_scene(scene: SplatScene, data: Path, device: torch.device) -> Dict[
     camera_to_worlds = cameras_into_frame(
         cameras.camera_to_worlds, outputs.dataparser_transform, float(outputs.dataparser_scale), scene
     )
-    params = {name: value.to(device) for name, value in scene.gaussians.dequantize().items()}
+    gaussians = scene.gaussians.dequantize() if gaussians is None else gaussians
+    params = {name: value.to(device) for name, value in gaussians.items()}
     background = torch.tensor(scene.background, dtype=torch.float32, device=device)
     # splatfacto's metrics, called as splatfacto calls them
     psnr, ssim = PeakSignalNoiseRatio(data_range=1.0), SSIM(data_range=1.0, size_average=True, channel=3)
@@ -113,7 +118,7 @@ def evaluate_scene(scene: SplatScene, data: Path, device: torch.device) -> Dict[
         with timed(device, render_seconds):
             colours, alpha, _ = rasterize_parameters(
                 params, camera_to_world, intrinsics, int(camera.width.item()), int(camera.height.item()),
-                sh_degree=scene.sh_degree, rasterize_mode=scene.rasterize_mode,  # type: ignore[arg-type]
+                sh_degree=sh_degree_of(params["features_rest"]), rasterize_mode=scene.rasterize_mode,  # type: ignore[arg-type]
             )  # fmt: skip
             image = over_background(colours[..., :3], alpha, background)[0]
         return image
@@ -135,7 +140,7 @@ def evaluate_scene(scene: SplatScene, data: Path, device: torch.device) -> Dict[
             if lpips.available:
                 metrics["lpips"].append(value)
     results: Dict[str, Any] = {name: statistics.fmean(values) for name, values in metrics.items() if values}
-    results.update(gaussians=scene.gaussians.count, images=len(cameras))
+    results.update(gaussians=int(params["means"].shape[0]), images=len(cameras))
     if render_seconds:
         results["render_fps"] = 1.0 / statistics.median(render_seconds)
     if not all(math.isfinite(value) for value in results.values()):
