@@ -1,0 +1,152 @@
+"""One trimmed model, every format a user could ship it in: size, bytes per Gaussian, quality of what
+decodes, encode and decode time.
+
+The input is an exported ``.nstrim`` file (default: the one ``make demo`` writes). Every other format
+starts from its decoded parameters, written as nerfstudio's gaussian-splat PLY, so all rows hold the
+same model:
+- ``.nstrim`` (ours): ``core.codec`` encode / decode, in process;
+- PLY: the uncompressed INRIA layout (``core.ply``), write / read;
+- PLY + gzip (level 9, Python's zlib), compress + write / decompress + read;
+- SPZ (Niantic's format, version 4) and PlayCanvas SOG: the npm ``@playcanvas/splat-transform`` CLI
+  (pinned by the Makefile; ``SPLAT_TRANSFORM`` or its cached install), encode PLY -> SPZ/SOG and decode
+  SPZ/SOG -> PLY; times are the CLI's wall clock, Node.js start-up included (measured and reported).
+Each decoded model is rendered over the scene's eval views (``ns-trim eval``'s code, the file's frame,
+background and rasterize mode): PSNR, SSIM. A tool that cannot run here gets a row saying so.
+
+    python benchmarks/bench_formats.py [--file outputs/demo/export/scene.nstrim] [--data demo/scene]
+
+Results: benchmarks/results/formats.json and a markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from datetime import date
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+
+from nerfstudio_trim.core.codec import decode, encode, read_file
+from nerfstudio_trim.core.ply import ply_bytes, read_ply
+from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).parent / "results" / "formats.json"
+SPLAT_TRANSFORM_DEFAULT = Path.home() / ".cache/nerfstudio-trim/splat-transform-2.7.1/node_modules/.bin/splat-transform"
+
+
+def seconds(action: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def splat_transform(tool: Path, *args: str) -> float:
+    """Wall-clock seconds of one splat-transform command; raises CalledProcessError with its output."""
+    started = time.perf_counter()
+    subprocess.run([str(tool), "-w", "-q", *args], check=True, capture_output=True, text=True, timeout=1800)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--file", type=Path, default=REPO / "outputs/demo/export/scene.nstrim")
+    parser.add_argument("--data", type=Path, default=REPO / "demo/scene")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    tool = Path(os.environ.get("SPLAT_TRANSFORM") or SPLAT_TRANSFORM_DEFAULT)
+    device = torch.device("cpu")
+
+    data = args.file.read_bytes()
+    scene = decode(data)
+    params, degree = scene.gaussians.dequantize(), scene.sh_degree
+    count = scene.gaussians.count
+    rows: List[Dict[str, Any]] = []
+
+    def row(name: str, tool_name: str, size: Optional[int], encode_s: Optional[float], decode_s: Optional[float],
+            decoded: Optional[Dict[str, torch.Tensor]], note: str = "") -> None:
+        metrics = evaluate_scene(scene, args.data, device, gaussians=decoded) if decoded is not None else {}
+        rows.append({"format": name, "tool": tool_name, "bytes": size,
+                     "bytes_per_gaussian": size / count if size else None, "psnr": metrics.get("psnr"),
+                     "ssim": metrics.get("ssim"), "gaussians": metrics.get("gaussians"),
+                     "encode_s": encode_s, "decode_s": decode_s, "note": note})  # fmt: skip
+        print(f"{name}: {size} bytes, PSNR {metrics.get('psnr')}", flush=True)
+
+    row(".nstrim (ours)", f"nerfstudio-trim {version('nerfstudio-trim')}", len(data), seconds(lambda: encode(scene)),
+        seconds(lambda: decode(data)), scene.gaussians.dequantize())  # fmt: skip
+    ply = ply_bytes(params, degree)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        ply_path = work / "scene.ply"
+        ply_path.write_bytes(ply)
+        row("PLY (INRIA layout)", "nerfstudio-trim core.ply", len(ply), seconds(lambda: ply_bytes(params, degree)),
+            seconds(lambda: read_ply(ply_path)), read_ply(ply_path)[0])  # fmt: skip
+
+        gz_path = work / "scene.ply.gz"
+        gz_encode = seconds(lambda: gz_path.write_bytes(gzip.compress(ply, compresslevel=9)))
+        unzipped = work / "unzipped.ply"
+        gz_decode = seconds(lambda: (unzipped.write_bytes(gzip.decompress(gz_path.read_bytes())), read_ply(unzipped)))
+        row("PLY + gzip -9", f"Python {platform.python_version()} gzip", gz_path.stat().st_size, gz_encode, gz_decode,
+            read_ply(unzipped)[0])  # fmt: skip
+
+        if not (tool.is_file() and shutil.which("node")):
+            for name in ("SPZ", "SOG"):
+                row(name, "@playcanvas/splat-transform", None, None, None, None,
+                    "not run: splat-transform is not installed (make tools needs npm and the npm registry)")
+        else:
+            probe = subprocess.run([str(tool), "--version"], capture_output=True, text=True)
+            tool_version = (probe.stdout or probe.stderr).strip()
+            startup = min(seconds(lambda: subprocess.run([str(tool), "--version"], capture_output=True)) for _ in range(3))
+            for name, suffix, extra in (("SPZ v4", "spz", []), ("SOG", "sog", ["-g", "cpu"])):
+                encoded, back = work / f"scene.{suffix}", work / f"{suffix}-decoded.ply"
+                try:
+                    encode_s = splat_transform(tool, *extra, str(ply_path), str(encoded))
+                    decode_s = splat_transform(tool, str(encoded), str(back))
+                except subprocess.CalledProcessError as error:
+                    row(name, f"splat-transform {tool_version}", None, None, None, None,
+                        f"failed: {(error.stderr or error.stdout).strip().splitlines()[-1:]}")
+                    continue
+                row(name, f"splat-transform {tool_version}", encoded.stat().st_size, encode_s, decode_s,
+                    read_ply(back)[0], f"CLI wall time, Node.js start-up {startup:.2f} s included")  # fmt: skip
+
+    results = {
+        "file": str(args.file), "data": str(args.data), "gaussians": count, "sh_degree": degree,
+        "date": date.today().isoformat(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "rows": rows,
+    }  # fmt: skip
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+    print(markdown(results))
+
+
+def markdown(results: Dict[str, Any]) -> str:
+    """The comparison as a markdown table (sizes relative to the uncompressed PLY)."""
+    uncompressed = next(r["bytes"] for r in results["rows"] if r["format"].startswith("PLY ("))
+    lines = ["| format | tool | size (bytes) | bytes/Gaussian | vs PLY | PSNR (dB) | SSIM | encode (s) | decode (s) | note |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+
+    def fmt(value: Optional[float], spec: str) -> str:
+        return "n/a" if value is None else format(value, spec)
+
+    for r in results["rows"]:
+        ratio = None if not r["bytes"] else f"{uncompressed / r['bytes']:.1f}x"
+        lines.append(f"| {r['format']} | {r['tool']} | {fmt(r['bytes'], ',')} | {fmt(r['bytes_per_gaussian'], '.1f')} "
+                     f"| {ratio or 'n/a'} | {fmt(r['psnr'], '.3f')} | {fmt(r['ssim'], '.4f')} "
+                     f"| {fmt(r['encode_s'], '.2f')} | {fmt(r['decode_s'], '.2f')} | {r['note']} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
