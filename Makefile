@@ -17,7 +17,12 @@ SPLAT_TRANSFORM_VERSION := 2.7.1
 NODE_TOOLS := $(HOME)/.cache/nerfstudio-trim/splat-transform-$(SPLAT_TRANSFORM_VERSION)
 SPLAT_TRANSFORM := $(NODE_TOOLS)/node_modules/.bin/splat-transform
 
-.PHONY: demo test env install tools bench scene baseline clean-outputs
+# gsply (PyPI) writes and reads SPZ for the format comparison (benchmarks/bench_formats.py); it needs Numba,
+# so it gets its own small environment, pinned and cached, instead of joining the pinned one.
+GSPLY_VERSION := 0.4.6
+GSPLY_VENV := $(HOME)/.cache/nerfstudio-trim/gsply-$(GSPLY_VERSION)
+
+.PHONY: demo test env install tools bench-tools bench scene baseline clean-outputs
 
 demo: install
 	$(BIN)/python demo/run_demo.py
@@ -51,6 +56,12 @@ tools:
 		npm install --prefix "$(NODE_TOOLS)" --no-audit --no-fund --loglevel=error \
 		@playcanvas/splat-transform@$(SPLAT_TRANSFORM_VERSION) >/dev/null 2>&1 || \
 		echo "could not install splat-transform with npm: its test will be skipped"
+
+# Everything benchmarks/bench_formats.py compares against; a tool that cannot be installed gets a row saying so.
+bench-tools: tools
+	@$(GSPLY_VENV)/bin/python -c "import gsply" 2>/dev/null || \
+		($(PYTHON) -m venv "$(GSPLY_VENV)" && $(GSPLY_VENV)/bin/pip install -q "gsply[spz]==$(GSPLY_VERSION)") || \
+		echo "could not install gsply: bench_formats.py will say so in its SPZ rows"
 
 bench: install
 	$(BIN)/python benchmarks/bench_cpu_raster.py

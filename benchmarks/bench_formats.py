@@ -7,9 +7,12 @@ same model:
 - ``.nstrim`` (ours): ``core.codec`` encode / decode, in process;
 - PLY: the uncompressed INRIA layout (``core.ply``), write / read;
 - PLY + gzip (level 9, Python's zlib), compress + write / decompress + read;
-- SPZ (Niantic's format, version 4) and PlayCanvas SOG: the npm ``@playcanvas/splat-transform`` CLI
-  (pinned by the Makefile; ``SPLAT_TRANSFORM`` or its cached install), encode PLY -> SPZ/SOG and decode
-  SPZ/SOG -> PLY; times are the CLI's wall clock, Node.js start-up included (measured and reported).
+- SPZ (Niantic's format) versions 3 and 4 through gsply (PyPI; its own environment, ``GSPLY_PYTHON`` or
+  the one ``make bench-tools`` caches; ``tools/gsply_spz.py``, in-process times, Numba's compilation
+  excluded), encode PLY -> SPZ, decode SPZ -> PLY;
+- SPZ version 4 and PlayCanvas SOG through the npm ``@playcanvas/splat-transform`` CLI (pinned by the
+  Makefile; ``SPLAT_TRANSFORM`` or its cached install), encode PLY -> SPZ/SOG and decode SPZ/SOG -> PLY;
+  times are the CLI's wall clock, Node.js start-up included (measured and reported).
 Each decoded model is rendered over the scene's eval views (``ns-trim eval``'s code, the file's frame,
 background and rasterize mode): PSNR, SSIM. A tool that cannot run here gets a row saying so.
 
@@ -43,6 +46,14 @@ from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "formats.json"
 SPLAT_TRANSFORM_DEFAULT = Path.home() / ".cache/nerfstudio-trim/splat-transform-2.7.1/node_modules/.bin/splat-transform"
+GSPLY_PYTHON_DEFAULT = Path.home() / ".cache/nerfstudio-trim/gsply-0.4.6/bin/python"
+GSPLY_SPZ = Path(__file__).parent / "tools" / "gsply_spz.py"
+
+
+def shown(path: Path) -> str:
+    """A path as recorded in the results: relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def seconds(action: Callable[[], Any]) -> float:
@@ -56,6 +67,12 @@ def splat_transform(tool: Path, *args: str) -> float:
     started = time.perf_counter()
     subprocess.run([str(tool), "-w", "-q", *args], check=True, capture_output=True, text=True, timeout=1800)
     return time.perf_counter() - started
+
+
+def gsply_run(python: Path, *args: Any) -> Dict[str, Any]:
+    """One ``tools/gsply_spz.py`` operation; its JSON report."""
+    done = subprocess.run([str(python), str(GSPLY_SPZ), *map(str, args)], check=True, capture_output=True, text=True, timeout=1800)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -99,6 +116,21 @@ def main() -> None:
         row("PLY + gzip -9", f"Python {platform.python_version()} gzip", gz_path.stat().st_size, gz_encode, gz_decode,
             read_ply(unzipped)[0])  # fmt: skip
 
+        gsply_python = Path(os.environ.get("GSPLY_PYTHON") or GSPLY_PYTHON_DEFAULT)
+        for spz_version in (3, 4):
+            name, encoded, back = f"SPZ v{spz_version}", work / f"gsply-v{spz_version}.spz", work / "gsply-decoded.ply"
+            if not gsply_python.is_file():
+                row(name, "gsply (PyPI)", None, None, None, None, "not run: gsply is not installed (make bench-tools)")
+                continue
+            try:
+                encoding = gsply_run(gsply_python, "encode", ply_path, encoded, str(spz_version))
+                decoding = gsply_run(gsply_python, "decode", encoded, back)
+            except subprocess.CalledProcessError as error:
+                row(name, "gsply (PyPI)", None, None, None, None, f"failed: {(error.stderr or '').strip().splitlines()[-1:]}")
+                continue
+            row(name, f"gsply {encoding['gsply']}", encoded.stat().st_size, encoding["seconds"], decoding["seconds"],
+                read_ply(back)[0], "in-process times")  # fmt: skip
+
         if not (tool.is_file() and shutil.which("node")):
             for name in ("SPZ", "SOG"):
                 row(name, "@playcanvas/splat-transform", None, None, None, None,
@@ -120,7 +152,7 @@ def main() -> None:
                     read_ply(back)[0], f"CLI wall time, Node.js start-up {startup:.2f} s included")  # fmt: skip
 
     results = {
-        "file": str(args.file), "data": str(args.data), "gaussians": count, "sh_degree": degree,
+        "file": shown(args.file), "data": shown(args.data), "gaussians": count, "sh_degree": degree,
         "date": date.today().isoformat(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},

@@ -75,7 +75,7 @@ class TrimSchedule:
     """Stop pruning when the exported file is estimated at this size (MB)."""
     bytes_per_gaussian: float = 48.0
     """File bytes per Gaussian used to estimate the size: .nstrim files with SH degree 3 measured 44-52
-    (benchmarks/README.md); `ns-trim info` shows a file's own figure."""
+    (benchmarks/RESULTS.md); `ns-trim info` shows a file's own figure."""
     max_psnr_drop: Optional[float] = 0.1
     """Stop when training-view PSNR falls this many dB below the loaded model (that round is undone)."""
 
