@@ -22,7 +22,7 @@ SPLAT_TRANSFORM := $(NODE_TOOLS)/node_modules/.bin/splat-transform
 GSPLY_VERSION := 0.4.6
 GSPLY_VENV := $(HOME)/.cache/nerfstudio-trim/gsply-$(GSPLY_VERSION)
 
-.PHONY: demo test env install tools bench-tools bench scene baseline clean-outputs
+.PHONY: demo test env install tools bench-tools bench scene baseline clean-outputs print-venv
 
 demo: install
 	$(BIN)/python demo/run_demo.py
@@ -43,6 +43,10 @@ $(STAMP):
 	touch $(STAMP)
 
 env: $(STAMP)
+
+# Where the environment is, e.g. for running the benchmark scripts: export PATH=$$(make -s print-venv)/bin:$$PATH
+print-venv:
+	@echo $(VENV)
 
 # This clone's package, editable, into the shared environment (a few seconds; every run, since
 # another clone may have installed its own copy since).
