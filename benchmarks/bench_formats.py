@@ -145,10 +145,10 @@ def main() -> None:
                     encode_s = splat_transform(tool, *extra, str(ply_path), str(encoded))
                     decode_s = splat_transform(tool, str(encoded), str(back))
                 except subprocess.CalledProcessError as error:
-                    row(name, f"splat-transform {tool_version}", None, None, None, None,
+                    row(name, tool_version, None, None, None, None,
                         f"failed: {(error.stderr or error.stdout).strip().splitlines()[-1:]}")
                     continue
-                row(name, f"splat-transform {tool_version}", encoded.stat().st_size, encode_s, decode_s,
+                row(name, tool_version, encoded.stat().st_size, encode_s, decode_s,
                     read_ply(back)[0], f"CLI wall time, Node.js start-up {startup:.2f} s included")  # fmt: skip
 
     results = {

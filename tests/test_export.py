@@ -132,6 +132,24 @@ def test_eval_of_the_file_equals_ns_eval_of_the_run(trim_run, exported, tiny_sce
     assert file["render_fps"] > 0 and run["render_fps"] > 0 and run["gaussians"] == file["gaussians"]
 
 
+def test_decoded_ply_evaluates_as_the_file_and_other_parameters_as_themselves(exported, tiny_scene, tmp_path):
+    """The format comparison's path: a PLY read back renders in the file's frame exactly as the file does;
+    parameters given to evaluate_scene are the ones rendered (blurred ones score lower)."""
+    from nerfstudio_trim.core.ply import read_ply
+    from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene
+
+    ply = tmp_path / "scene.ply"
+    assert ns("ns-trim", "decode", str(exported), "--output", str(ply), cwd=tmp_path).returncode == 0
+    scene, cpu = read_file(exported), torch.device("cpu")
+    params, degree = read_ply(ply)
+    assert degree == scene.sh_degree
+    own, from_ply = evaluate_scene(scene, tiny_scene, cpu), evaluate_scene(scene, tiny_scene, cpu, gaussians=params)
+    assert from_ply["psnr"] == own["psnr"] and from_ply["ssim"] == own["ssim"]
+    blurred = dict(params, scales=params["scales"] + 1.0)  # every Gaussian e (2.7) times larger
+    worse = evaluate_scene(scene, tiny_scene, cpu, gaussians=blurred)
+    assert worse["psnr"] < own["psnr"] - 1.0 and worse["gaussians"] == own["gaussians"]
+
+
 def test_export_refuses_another_methods_config(trim_run, tmp_path):
     config = tmp_path / "config.yml"
     config.write_text(trim_run.config.read_text().replace("method_name: splatfacto-trim", "method_name: splatfacto"))

@@ -1,0 +1,63 @@
+"""How many bits the higher SH bands need: an exported file's features_rest re-quantized post hoc to fewer
+levels per channel (no fine-tuning), re-encoded and rendered over the scene's held-out views.
+
+The codes stay uint8 with a scale and offset per channel, so a decoder of format 1.0 reads every row
+unchanged; fewer levels only make the codes compress better. Everything else in the file is kept.
+
+    python benchmarks/bench_sh_bits.py [--file outputs/demo/export/scene.nstrim] [--data demo/scene] [--bits 8 6 5 4]
+
+Results: benchmarks/results/sh_bits.json and a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from nerfstudio_trim.core.codec import encode, read_file
+from nerfstudio_trim.core.quantize import QuantizedSH
+from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def requantized(values: torch.Tensor, bits: int) -> QuantizedSH:
+    """[N, K, 3] values as codes in [0, 2^bits - 1] over each channel's range."""
+    levels = 2**bits - 1
+    low, high = values.amin(dim=0), values.amax(dim=0)
+    scale = (high - low) / levels
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    codes = torch.round((values - low) / safe).clamp(0, levels).to(torch.uint8)
+    return QuantizedSH(codes=codes, scale=scale, offset=low)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--file", type=Path, default=REPO / "outputs/demo/export/scene.nstrim")
+    parser.add_argument("--data", type=Path, default=REPO / "demo/scene")
+    parser.add_argument("--bits", type=int, nargs="+", default=[8, 6, 5, 4])
+    args = parser.parse_args()
+    scene = read_file(args.file)
+    rest = scene.gaussians.features_rest.dequantize()
+    rows = []
+    for bits in args.bits:
+        gaussians = dataclasses.replace(scene.gaussians, features_rest=requantized(rest, bits))
+        variant = dataclasses.replace(scene, gaussians=gaussians)
+        metrics = evaluate_scene(variant, args.data, torch.device("cpu"))
+        size = len(encode(variant))
+        rows.append({"bits": bits, "bytes": size, "bytes_per_gaussian": size / gaussians.count,
+                     "psnr": metrics["psnr"], "ssim": metrics["ssim"]})  # fmt: skip
+    results = {"file": str(args.file.resolve().relative_to(REPO)) if args.file.resolve().is_relative_to(REPO) else str(args.file),
+               "gaussians": scene.gaussians.count, "rows": rows}  # fmt: skip
+    (Path(__file__).parent / "results" / "sh_bits.json").write_text(json.dumps(results, indent=2))
+    print("| features_rest bits | file (bytes) | bytes/Gaussian | PSNR (dB) | SSIM |\n|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['bits']} | {r['bytes']:,} | {r['bytes_per_gaussian']:.1f} | {r['psnr']:.3f} | {r['ssim']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
