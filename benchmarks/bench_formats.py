@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO / "demo/scene")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if not args.file.is_file():
+        parser.error(f"{args.file} does not exist: run `make demo` first, or pass --file")
     tool = Path(os.environ.get("SPLAT_TRANSFORM") or SPLAT_TRANSFORM_DEFAULT)
     device = torch.device("cpu")
 

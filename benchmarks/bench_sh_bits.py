@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO / "demo/scene")
     parser.add_argument("--bits", type=int, nargs="+", default=[8, 6, 5, 4])
     args = parser.parse_args()
+    if not args.file.is_file():
+        parser.error(f"{args.file} does not exist: run `make demo` first, or pass --file")
     scene = read_file(args.file)
     rest = scene.gaussians.features_rest.dequantize()
     rows = []
