@@ -35,7 +35,7 @@ import time
 from datetime import date
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -56,17 +56,17 @@ def shown(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def seconds(action: Callable[[], Any]) -> float:
+def timed(action: Callable[[], Any]) -> Tuple[float, Any]:
+    """(wall-clock seconds of ``action()``, its result)."""
     started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
+    result = action()
+    return time.perf_counter() - started, result
 
 
 def splat_transform(tool: Path, *args: str) -> float:
     """Wall-clock seconds of one splat-transform command; raises CalledProcessError with its output."""
-    started = time.perf_counter()
-    subprocess.run([str(tool), "-w", "-q", *args], check=True, capture_output=True, text=True, timeout=1800)
-    return time.perf_counter() - started
+    command = [str(tool), "-w", "-q", *args]
+    return timed(lambda: subprocess.run(command, check=True, capture_output=True, text=True, timeout=1800))[0]
 
 
 def gsply_run(python: Path, *args: Any) -> Dict[str, Any]:
@@ -101,22 +101,20 @@ def main() -> None:
                      "encode_s": encode_s, "decode_s": decode_s, "note": note})  # fmt: skip
         print(f"{name}: {size} bytes, PSNR {metrics.get('psnr')}", flush=True)
 
-    row(".nstrim (ours)", f"nerfstudio-trim {version('nerfstudio-trim')}", len(data), seconds(lambda: encode(scene)),
-        seconds(lambda: decode(data)), scene.gaussians.dequantize())  # fmt: skip
-    ply = ply_bytes(params, degree)
+    row(".nstrim (ours)", f"nerfstudio-trim {version('nerfstudio-trim')}", len(data), timed(lambda: encode(scene))[0],
+        timed(lambda: decode(data))[0], params)  # fmt: skip
+    ply_encode, ply = timed(lambda: ply_bytes(params, degree))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         ply_path = work / "scene.ply"
         ply_path.write_bytes(ply)
-        row("PLY (INRIA layout)", "nerfstudio-trim core.ply", len(ply), seconds(lambda: ply_bytes(params, degree)),
-            seconds(lambda: read_ply(ply_path)), read_ply(ply_path)[0])  # fmt: skip
+        ply_decode, (from_ply, _) = timed(lambda: read_ply(ply_path))
+        row("PLY (INRIA layout)", "nerfstudio-trim core.ply", len(ply), ply_encode, ply_decode, from_ply)
 
-        gz_path = work / "scene.ply.gz"
-        gz_encode = seconds(lambda: gz_path.write_bytes(gzip.compress(ply, compresslevel=9)))
-        unzipped = work / "unzipped.ply"
-        gz_decode = seconds(lambda: (unzipped.write_bytes(gzip.decompress(gz_path.read_bytes())), read_ply(unzipped)))
-        row("PLY + gzip -9", f"Python {platform.python_version()} gzip", gz_path.stat().st_size, gz_encode, gz_decode,
-            read_ply(unzipped)[0])  # fmt: skip
+        gz_path, unzipped = work / "scene.ply.gz", work / "unzipped.ply"
+        gz_encode, _ = timed(lambda: gz_path.write_bytes(gzip.compress(ply, compresslevel=9)))
+        gz_decode, (from_gz, _) = timed(lambda: (unzipped.write_bytes(gzip.decompress(gz_path.read_bytes())), read_ply(unzipped))[1])
+        row("PLY + gzip -9", f"Python {platform.python_version()} gzip", gz_path.stat().st_size, gz_encode, gz_decode, from_gz)
 
         gsply_python = Path(os.environ.get("GSPLY_PYTHON") or GSPLY_PYTHON_DEFAULT)
         for spz_version in (3, 4):
@@ -140,7 +138,7 @@ def main() -> None:
         else:
             probe = subprocess.run([str(tool), "--version"], capture_output=True, text=True)
             tool_version = (probe.stdout or probe.stderr).strip()
-            startup = min(seconds(lambda: subprocess.run([str(tool), "--version"], capture_output=True)) for _ in range(3))
+            startup = min(timed(lambda: subprocess.run([str(tool), "--version"], capture_output=True))[0] for _ in range(3))
             for name, suffix, extra in (("SPZ v4", "spz", []), ("SOG", "sog", ["-g", "cpu"])):
                 encoded, back = work / f"scene.{suffix}", work / f"{suffix}-decoded.ply"
                 try:

@@ -14,25 +14,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import torch
 
 from nerfstudio_trim.core.codec import encode, read_file
-from nerfstudio_trim.core.quantize import QuantizedSH
+from nerfstudio_trim.core.quantize import quantize_sh
 from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def requantized(values: torch.Tensor, bits: int) -> QuantizedSH:
-    """[N, K, 3] values as codes in [0, 2^bits - 1] over each channel's range."""
-    levels = 2**bits - 1
-    low, high = values.amin(dim=0), values.amax(dim=0)
-    scale = (high - low) / levels
-    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    codes = torch.round((values - low) / safe).clamp(0, levels).to(torch.uint8)
-    return QuantizedSH(codes=codes, scale=scale, offset=low)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_formats import REPO, shown  # noqa: E402
 
 
 def main() -> None:
@@ -47,14 +39,13 @@ def main() -> None:
     rest = scene.gaussians.features_rest.dequantize()
     rows = []
     for bits in args.bits:
-        gaussians = dataclasses.replace(scene.gaussians, features_rest=requantized(rest, bits))
+        gaussians = dataclasses.replace(scene.gaussians, features_rest=quantize_sh(rest, bits=bits))
         variant = dataclasses.replace(scene, gaussians=gaussians)
         metrics = evaluate_scene(variant, args.data, torch.device("cpu"))
         size = len(encode(variant))
         rows.append({"bits": bits, "bytes": size, "bytes_per_gaussian": size / gaussians.count,
                      "psnr": metrics["psnr"], "ssim": metrics["ssim"]})  # fmt: skip
-    results = {"file": str(args.file.resolve().relative_to(REPO)) if args.file.resolve().is_relative_to(REPO) else str(args.file),
-               "gaussians": scene.gaussians.count, "rows": rows}  # fmt: skip
+    results = {"file": shown(args.file), "gaussians": scene.gaussians.count, "rows": rows}
     (Path(__file__).parent / "results" / "sh_bits.json").write_text(json.dumps(results, indent=2))
     print("| features_rest bits | file (bytes) | bytes/Gaussian | PSNR (dB) | SSIM |\n|---:|---:|---:|---:|---:|")
     for r in rows:

@@ -75,15 +75,18 @@ def checker(color1, color2, scale):
     return build
 
 
-def noise(color1, color2, scale, roughness, metallic=0.0):
+def ramped(kind, output, color1, color2, roughness, metallic=0.0, **inputs):
+    """A texture node ``kind`` (its ``inputs`` set) whose ``output`` picks the base colour on a two-colour
+    ramp from ``color1`` to ``color2``."""
+
     def build(nodes, links, bsdf):
-        tex = nodes.new("ShaderNodeTexNoise")
-        tex.inputs["Scale"].default_value = scale
-        tex.inputs["Detail"].default_value = 8.0
+        tex = nodes.new(kind)
+        for name, value in inputs.items():
+            tex.inputs[name].default_value = value
         ramp = nodes.new("ShaderNodeValToRGB")
         ramp.color_ramp.elements[0].color = (*color1, 1)
         ramp.color_ramp.elements[1].color = (*color2, 1)
-        links.new(tex.outputs["Fac"], ramp.inputs["Fac"])
+        links.new(tex.outputs[output], ramp.inputs["Fac"])
         links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
         bsdf.inputs["Roughness"].default_value = roughness
         bsdf.inputs["Metallic"].default_value = metallic
@@ -91,19 +94,12 @@ def noise(color1, color2, scale, roughness, metallic=0.0):
     return build
 
 
-def wood(scale):
-    def build(nodes, links, bsdf):
-        tex = nodes.new("ShaderNodeTexWave")
-        tex.inputs["Scale"].default_value = scale
-        tex.inputs["Distortion"].default_value = 4.0
-        ramp = nodes.new("ShaderNodeValToRGB")
-        ramp.color_ramp.elements[0].color = (0.25, 0.12, 0.05, 1)
-        ramp.color_ramp.elements[1].color = (0.6, 0.38, 0.2, 1)
-        links.new(tex.outputs["Fac"], ramp.inputs["Fac"])
-        links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
-        bsdf.inputs["Roughness"].default_value = 0.45
+def noise(color1, color2, scale, roughness, metallic=0.0):
+    return ramped("ShaderNodeTexNoise", "Fac", color1, color2, roughness, metallic, Scale=scale, Detail=8.0)
 
-    return build
+
+def wood(scale):
+    return ramped("ShaderNodeTexWave", "Fac", (0.25, 0.12, 0.05), (0.6, 0.38, 0.2), 0.45, Scale=scale, Distortion=4.0)
 
 
 def bricks():
@@ -120,31 +116,11 @@ def bricks():
 
 
 def tiles(scale):
-    def build(nodes, links, bsdf):
-        tex = nodes.new("ShaderNodeTexVoronoi")
-        tex.inputs["Scale"].default_value = scale
-        ramp = nodes.new("ShaderNodeValToRGB")
-        ramp.color_ramp.elements[0].color = (0.08, 0.07, 0.06, 1)
-        ramp.color_ramp.elements[1].color = (0.45, 0.4, 0.32, 1)
-        links.new(tex.outputs["Distance"], ramp.inputs["Fac"])
-        links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
-        bsdf.inputs["Roughness"].default_value = 0.7
-
-    return build
+    return ramped("ShaderNodeTexVoronoi", "Distance", (0.08, 0.07, 0.06), (0.45, 0.4, 0.32), 0.7, Scale=scale)
 
 
 def stripes(color1, color2, scale):
-    def build(nodes, links, bsdf):
-        tex = nodes.new("ShaderNodeTexWave")
-        tex.inputs["Scale"].default_value = scale
-        ramp = nodes.new("ShaderNodeValToRGB")
-        ramp.color_ramp.elements[0].color = (*color1, 1)
-        ramp.color_ramp.elements[1].color = (*color2, 1)
-        links.new(tex.outputs["Fac"], ramp.inputs["Fac"])
-        links.new(ramp.outputs["Color"], bsdf.inputs["Base Color"])
-        bsdf.inputs["Roughness"].default_value = 0.85
-
-    return build
+    return ramped("ShaderNodeTexWave", "Fac", color1, color2, 0.85, Scale=scale)
 
 
 def plain(color, roughness, metallic=0.0):

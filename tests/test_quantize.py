@@ -33,6 +33,17 @@ def test_quantized_sh_is_within_half_a_step(per):
     assert float((q.dequantize() - values).abs().max()) <= float(q.scale.max()) / 2 + 1e-6
 
 
+@pytest.mark.parametrize("bits", [1, 4, 5, 8])
+def test_fewer_bits_use_fewer_levels_over_the_same_range(bits):
+    values = torch.randn(400, 15, 3)
+    q = quantize_sh(values, bits=bits)
+    assert int(q.codes.max()) == 2**bits - 1 and int(q.codes.min()) == 0
+    torch.testing.assert_close(q.scale * (2**bits - 1), values.amax(0) - values.amin(0))
+    assert float((q.dequantize() - values).abs().max()) <= float(q.scale.max()) / 2 + 1e-5
+    with pytest.raises(ValueError):
+        quantize_sh(values, bits=9)
+
+
 def test_per_channel_is_finer_than_per_tensor_on_mixed_ranges():
     values = torch.randn(2000, 15, 3) * torch.logspace(-2, 0, 15)[None, :, None]
     error = {per: float((quantize_sh(values, per).dequantize() - values).pow(2).mean()) for per in ("channel", "tensor")}

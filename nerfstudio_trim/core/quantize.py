@@ -22,7 +22,6 @@ from torch import Tensor
 
 Granularity = Literal["channel", "tensor"]
 PositionEncoding = Literal["float16", "grid16"]
-LEVELS = 255
 GRID_LEVELS = 65535
 
 
@@ -44,11 +43,15 @@ def dequantize_sh(codes: Tensor, scale: Tensor, offset: Tensor) -> Tensor:
     return codes.to(torch.float32) * scale + offset
 
 
-def quantize_sh(values: Tensor, per: Granularity = "channel") -> QuantizedSH:
+def quantize_sh(values: Tensor, per: Granularity = "channel", bits: int = 8) -> QuantizedSH:
     """Quantize SH coefficients [N, K, 3] to 8 bits over each channel's (or the tensor's) range.
 
-    A constant channel gets scale 0 and decodes exactly to its value.
+    ``bits`` < 8 uses 2^bits levels over the same range (codes still uint8: any format-1.0 decoder reads
+    them; fewer levels only compress better). A constant channel gets scale 0 and decodes exactly to its value.
     """
+    if not 1 <= bits <= 8:
+        raise ValueError(f"SH codes have 1 to 8 bits, not {bits}")
+    levels = 2**bits - 1
     values = values.detach().to(torch.float32)
     if per not in ("channel", "tensor"):
         raise ValueError(f"unknown quantization granularity {per!r}")
@@ -58,9 +61,9 @@ def quantize_sh(values: Tensor, per: Granularity = "channel") -> QuantizedSH:
         low, high = values.amin(dim=0), values.amax(dim=0)  # [K, 3]
     else:
         low, high = values.min().reshape(1, 1), values.max().reshape(1, 1)
-    scale = (high - low) / LEVELS
+    scale = (high - low) / levels
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    codes = torch.round((values - low) / safe).clamp(0, LEVELS).to(torch.uint8)
+    codes = torch.round((values - low) / safe).clamp(0, levels).to(torch.uint8)
     return QuantizedSH(codes=codes, scale=scale, offset=low)
 
 
