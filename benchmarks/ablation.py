@@ -19,7 +19,8 @@ quantization-aware fine-tuning the run's ns-eval equals the file's (tested bit f
 
     python benchmarks/ablation.py [--scenes demo still-life] [--fraction 0.5] [--variants grad-norm ...]
 
-Results: benchmarks/results/ablation.json, ablation.md. Finished variants are skipped on a rerun.
+Results: benchmarks/results/ablation.json, ablation.md, a plot per scene, and ablation_scenes.jpg (four views
+of each scene). Finished variants are skipped on a rerun.
 """
 
 from __future__ import annotations
@@ -143,6 +144,22 @@ def plot(rows: List[Dict[str, Any]], scene: str, path: Path) -> None:
     plt.close(figure)
 
 
+def picture_of_scenes(path: Path, views: int = 4) -> None:
+    """One row per scene of ``views`` evenly spaced views from its images/, side by side (JPEG)."""
+    from PIL import Image
+
+    rows = []
+    for data, _ in SCENES.values():
+        frames = sorted((data / "images").glob("*.png"))
+        rows.append([Image.open(frames[i * len(frames) // views]).convert("RGB") for i in range(views)])
+    width, height = rows[0][0].size
+    picture = Image.new("RGB", (views * width, len(rows) * height))
+    for r, images in enumerate(rows):
+        for c, image in enumerate(images):
+            picture.paste(image, (c * width, r * height))
+    picture.save(path, quality=85)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
@@ -167,6 +184,8 @@ def main() -> None:
     (RESULTS / "ablation.md").write_text(markdown(rows))
     for scene in sorted({r["scene"] for r in rows}):
         plot(rows, scene, RESULTS / f"ablation_{scene}.png")
+    if all((data / "images").is_dir() for data, _ in SCENES.values()):
+        picture_of_scenes(RESULTS / "ablation_scenes.jpg")
     print(markdown(rows))
 
 

@@ -112,8 +112,13 @@ def main() -> None:
         row("PLY (INRIA layout)", "nerfstudio-trim core.ply", len(ply), ply_encode, ply_decode, from_ply)
 
         gz_path, unzipped = work / "scene.ply.gz", work / "unzipped.ply"
+
+        def gunzip_and_read() -> Tuple[Dict[str, torch.Tensor], int]:
+            unzipped.write_bytes(gzip.decompress(gz_path.read_bytes()))
+            return read_ply(unzipped)
+
         gz_encode, _ = timed(lambda: gz_path.write_bytes(gzip.compress(ply, compresslevel=9)))
-        gz_decode, (from_gz, _) = timed(lambda: (unzipped.write_bytes(gzip.decompress(gz_path.read_bytes())), read_ply(unzipped))[1])
+        gz_decode, (from_gz, _) = timed(gunzip_and_read)
         row("PLY + gzip -9", f"Python {platform.python_version()} gzip", gz_path.stat().st_size, gz_encode, gz_decode, from_gz)
 
         gsply_python = Path(os.environ.get("GSPLY_PYTHON") or GSPLY_PYTHON_DEFAULT)

@@ -44,7 +44,7 @@ def dequantize_sh(codes: Tensor, scale: Tensor, offset: Tensor) -> Tensor:
 
 
 def quantize_sh(values: Tensor, per: Granularity = "channel", bits: int = 8) -> QuantizedSH:
-    """Quantize SH coefficients [N, K, 3] to 8 bits over each channel's (or the tensor's) range.
+    """Quantize SH coefficients [N, K, 3] to ``bits`` bits over each channel's (or the tensor's) range.
 
     ``bits`` < 8 uses 2^bits levels over the same range (codes still uint8: any format-1.0 decoder reads
     them; fewer levels only compress better). A constant channel gets scale 0 and decodes exactly to its value.
