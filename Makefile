@@ -22,12 +22,12 @@ SPLAT_TRANSFORM := $(NODE_TOOLS)/node_modules/.bin/splat-transform
 GSPLY_VERSION := 0.4.6
 GSPLY_VENV := $(HOME)/.cache/nerfstudio-trim/gsply-$(GSPLY_VERSION)
 
-.PHONY: demo test env install tools bench-tools bench scene baseline clean-outputs print-venv
+.PHONY: demo test env install system tools bench-tools bench scene baseline clean-outputs print-venv
 
-demo: install
+demo: install system
 	$(BIN)/python demo/run_demo.py
 
-test: install tools
+test: install system tools
 	SPLAT_TRANSFORM="$$(test -x $(SPLAT_TRANSFORM) && echo $(SPLAT_TRANSFORM))" $(BIN)/python -m pytest
 
 # Dependencies, once per lock file: the environment's folder name carries the lock file's hash, so
@@ -50,9 +50,15 @@ print-venv:
 
 # This clone's package, editable, into the shared environment (a few seconds; every run, since
 # another clone may have installed its own copy since).
+# pip's output (setuptools' editable-install warnings) is shown only if the install fails.
 install: $(STAMP)
-	@$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "^\s*$$" || true
+	@out=$$($(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1) || { echo "$$out"; exit 1; }
 	@$(BIN)/python -c "import nerfstudio_trim, sys; sys.exit(0)"
+
+# What the environment needs from the operating system (open3d's shared libraries): installed with
+# apt-get when run as root, otherwise one line naming the package. SYSTEM_INSTALL=no only checks.
+system: $(STAMP)
+	@$(BIN)/python tools/check_system.py
 
 # Where npm is missing or the registry unreachable, the splat-transform test is skipped, nothing fails.
 tools:

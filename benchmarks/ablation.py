@@ -41,7 +41,7 @@ from bench_score_modes import flags  # noqa: E402
 from run_demo import REPO  # noqa: E402
 
 from nerfstudio_trim.bench import Bench  # noqa: E402
-from nerfstudio_trim.core.ply import ply_size  # noqa: E402
+from nerfstudio_trim.core.codec.ply import ply_size  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 OUTPUT = Path("outputs/ablation")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from nerfstudio_trim.core.cpu_raster import rasterization
+from nerfstudio_trim.core.raster.cpu_raster import rasterization
 
 SIZE = 160
 RESULTS = Path(__file__).parent / "results" / "cpu_raster.json"

@@ -39,8 +39,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from nerfstudio_trim.core.codec import decode, encode, read_file
-from nerfstudio_trim.core.ply import ply_bytes, read_ply
+from nerfstudio_trim.core.codec.nstrim import decode, encode, read_file
+from nerfstudio_trim.core.codec.ply import ply_bytes, read_ply
 from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from nerfstudio_trim.core.codec import XZ_PRESET, _column_bytes
-from nerfstudio_trim.core.morton import morton_order
+from nerfstudio_trim.core.codec.nstrim import XZ_PRESET, _column_bytes
+from nerfstudio_trim.core.codec.morton import morton_order
 from nerfstudio_trim.core.quantize import quantize_positions
-from nerfstudio_trim.core.render import over_background, rasterize_parameters
+from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "positions.json"

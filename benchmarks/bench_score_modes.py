@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo"))
 from run_demo import BASELINE, REPO, SCENE, TRIM_FLAGS  # noqa: E402
 
 from nerfstudio_trim.bench import count_gaussians, latest_checkpoint, ns_eval, trim_run  # noqa: E402
-from nerfstudio_trim.core.scores import SCORE_MODES  # noqa: E402
+from nerfstudio_trim.core.prune.scores import SCORE_MODES  # noqa: E402
 
 OUTPUT = Path("outputs/bench/score_modes")
 RESULTS = Path(__file__).parent / "results" / "score_modes.json"

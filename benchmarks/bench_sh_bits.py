@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from nerfstudio_trim.core.codec import encode, read_file
+from nerfstudio_trim.core.codec.nstrim import encode, read_file
 from nerfstudio_trim.core.quantize import quantize_sh
 from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene
 

@@ -24,8 +24,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from nerfstudio_trim.bench import latest_checkpoint  # noqa: E402
-from nerfstudio_trim.core.codec import SplatScene, encode, sh_degree_of  # noqa: E402
-from nerfstudio_trim.core.ply import ply_size  # noqa: E402
+from nerfstudio_trim.core.codec.nstrim import encode
+from nerfstudio_trim.core.scene import SplatScene, sh_degree_of  # noqa: E402
+from nerfstudio_trim.core.codec.ply import ply_size  # noqa: E402
 from nerfstudio_trim.core.quantize import quantize_gaussians  # noqa: E402
 from nerfstudio_trim.nerfstudio.checkpoints import gaussian_state, load_checkpoint  # noqa: E402
 

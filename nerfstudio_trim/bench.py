@@ -25,9 +25,9 @@ from typing import Any, Dict, List, Literal, Optional, Tuple
 import torch
 from rich.console import Console
 
-from nerfstudio_trim.core.codec import sh_degree_of
+from nerfstudio_trim.core.scene import sh_degree_of
 from nerfstudio_trim.core.files import check_writable, make_dir, write_atomic
-from nerfstudio_trim.core.ply import ply_size
+from nerfstudio_trim.core.codec.ply import ply_size
 from nerfstudio_trim.errors import TrimError
 from nerfstudio_trim.nerfstudio.checkpoints import gaussian_state, load_checkpoint
 

@@ -23,9 +23,9 @@ from rich.table import Table
 from typing_extensions import Annotated
 
 from nerfstudio_trim.bench import Bench
-from nerfstudio_trim.core.codec import read_file, read_file_with_header
+from nerfstudio_trim.core.codec.nstrim import read_file, read_file_with_header
 from nerfstudio_trim.core.files import check_writable, make_dir
-from nerfstudio_trim.core.ply import ply_size, write_ply
+from nerfstudio_trim.core.codec.ply import ply_size, write_ply
 from nerfstudio_trim.errors import install_excepthook
 
 console = Console()

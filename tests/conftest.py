@@ -14,7 +14,7 @@ from typing import List
 
 import pytest
 
-from nerfstudio_trim.core.schedule import TrimSchedule
+from nerfstudio_trim.core.prune.schedule import TrimSchedule
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SCENE = REPO / "demo" / "scene"

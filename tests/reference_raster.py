@@ -10,7 +10,7 @@ import math
 import torch
 from gsplat.cuda._torch_impl import _fully_fused_projection
 
-from nerfstudio_trim.core.projection import covariance_3d
+from nerfstudio_trim.core.raster.projection import covariance_3d
 
 
 def reference_rasterization(means, quats, scales, opacities, colours, viewmat, K, width, height, tile_size=16):

@@ -8,10 +8,11 @@ import os
 import pytest
 import torch
 
-from nerfstudio_trim.core import codec
-from nerfstudio_trim.core.codec import FormatError, Limits, SplatScene, decode, encode, read_file
+from nerfstudio_trim.core.codec import nstrim as codec
+from nerfstudio_trim.core.codec.nstrim import FormatError, Limits, decode, encode, read_file
+from nerfstudio_trim.core.scene import SplatScene
 from nerfstudio_trim.core.files import write_atomic
-from nerfstudio_trim.core.morton import morton_codes, morton_order
+from nerfstudio_trim.core.codec.morton import morton_codes, morton_order
 from nerfstudio_trim.core.quantize import quantize_gaussians
 from nerfstudio_trim.errors import TrimError
 from tests.test_quantize import random_params

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from nerfstudio_trim.core.composite import ALPHA_MAX, ALPHA_MIN
-from nerfstudio_trim.core.cpu_raster import rasterization
+from nerfstudio_trim.core.raster.composite import ALPHA_MAX, ALPHA_MIN
+from nerfstudio_trim.core.raster.cpu_raster import rasterization
 
 FOCAL, WIDTH, HEIGHT = 50.0, 32, 24
 

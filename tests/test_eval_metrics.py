@@ -4,7 +4,7 @@ import time
 
 import torch
 
-from nerfstudio_trim.core.codec import encode
+from nerfstudio_trim.core.codec.nstrim import encode
 from nerfstudio_trim.nerfstudio.export import scene_of
 from nerfstudio_trim.nerfstudio.pipeline import TrimPipeline
 from tests.test_model import trainer_from

@@ -10,9 +10,9 @@ import pytest
 import torch
 from plyfile import PlyData
 
-from nerfstudio_trim.core.codec import read_file
-from nerfstudio_trim.core.morton import morton_order
-from nerfstudio_trim.core.ply import ply_properties, ply_size
+from nerfstudio_trim.core.codec.nstrim import read_file
+from nerfstudio_trim.core.codec.morton import morton_order
+from nerfstudio_trim.core.codec.ply import ply_properties, ply_size
 from tests.conftest import ns
 from tests.test_codec import repack
 
@@ -135,7 +135,7 @@ def test_eval_of_the_file_equals_ns_eval_of_the_run(trim_run, exported, tiny_sce
 def test_decoded_ply_evaluates_as_the_file_and_other_parameters_as_themselves(exported, tiny_scene, tmp_path):
     """The format comparison's path: a PLY read back renders in the file's frame exactly as the file does;
     parameters given to evaluate_scene are the ones rendered (blurred ones score lower)."""
-    from nerfstudio_trim.core.ply import read_ply
+    from nerfstudio_trim.core.codec.ply import read_ply
     from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene
 
     ply = tmp_path / "scene.ply"

@@ -6,7 +6,7 @@ Runs only where CUDA is present (it compiles gsplat's kernels on first use); ski
 import pytest
 import torch
 
-from nerfstudio_trim.core.cpu_raster import rasterization as cpu_rasterization
+from nerfstudio_trim.core.raster.cpu_raster import rasterization as cpu_rasterization
 
 pytestmark = [
     pytest.mark.cuda,

@@ -12,7 +12,7 @@ from nerfstudio.models.splatfacto import SplatfactoModel, get_viewmat
 from nerfstudio_trim.errors import TrimError
 from nerfstudio_trim.nerfstudio.checkpoints import GAUSSIAN_PARAMS, gaussian_state, load_checkpoint
 from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
-from nerfstudio_trim.core.render import viewmats_from_camera_to_worlds
+from nerfstudio_trim.core.raster.render import viewmats_from_camera_to_worlds
 from nerfstudio_trim.nerfstudio.model import SplatfactoTrimModel
 
 
@@ -161,7 +161,7 @@ def test_legacy_checkpoint_layout_is_accepted():
 
 def test_quantization_aware_forward_renders_exactly_the_stored_values(trained_run, tmp_path):
     from nerfstudio_trim.core.quantize import quantize_sh
-    from nerfstudio_trim.core.schedule import TrimState
+    from nerfstudio_trim.core.prune.schedule import TrimState
 
     trainer = trainer_from(trained_run.config, trained_run.checkpoint, tmp_path)
     model = trainer.pipeline.model
@@ -207,7 +207,7 @@ def test_config_written_before_a_field_existed_still_loads():
 
 
 def test_trimming_fine_tunes_at_full_resolution(trained_run, tmp_path):
-    from nerfstudio_trim.core.schedule import TrimState
+    from nerfstudio_trim.core.prune.schedule import TrimState
 
     trainer = trainer_from(trained_run.config, trained_run.checkpoint, tmp_path)
     model = trainer.pipeline.model.train()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from nerfstudio_trim.core.ply import ply_bytes, read_ply
+from nerfstudio_trim.core.codec.ply import ply_bytes, read_ply
 
 
 def random_params(count: int, degree: int, seed: int = 0) -> dict:

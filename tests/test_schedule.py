@@ -2,7 +2,7 @@
 
 import pytest
 
-from nerfstudio_trim.core.schedule import Action, TrimSchedule, TrimState
+from nerfstudio_trim.core.prune.schedule import Action, TrimSchedule, TrimState
 from nerfstudio_trim.errors import TrimError
 
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from nerfstudio_trim.core.cpu_raster import rasterization
-from nerfstudio_trim.core.prune import append_gaussians, remove_gaussians
-from nerfstudio_trim.core.scores import (
+from nerfstudio_trim.core.raster.cpu_raster import rasterization
+from nerfstudio_trim.core.prune.removal import append_gaussians, remove_gaussians
+from nerfstudio_trim.core.prune.scores import (
     accumulate_scores,
     gamma_per_round,
     quantile_candidates,

@@ -4,8 +4,8 @@ import pytest
 import torch
 from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
 
-from nerfstudio_trim.core.projection import covariance_3d, project_gaussians
-from nerfstudio_trim.core.sh import eval_sh, sh_bases
+from nerfstudio_trim.core.raster.projection import covariance_3d, project_gaussians
+from nerfstudio_trim.core.raster.sh import eval_sh, sh_bases
 
 
 def random_scene(n: int, seed: int = 0):

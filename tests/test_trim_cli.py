@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nerfstudio_trim.core.schedule import TrimState
+from nerfstudio_trim.core.prune.schedule import TrimState
 from nerfstudio_trim.nerfstudio.checkpoints import gaussian_state, load_checkpoint
 from tests.conftest import SCHEDULE, trim
 from tests.test_plugin_cli import assert_clean_failure, bad_run

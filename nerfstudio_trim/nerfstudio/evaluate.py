@@ -23,9 +23,10 @@ from torch import Tensor
 from pytorch_msssim import SSIM
 from torchmetrics.image import PeakSignalNoiseRatio
 
-from nerfstudio_trim.core.codec import SplatScene, read_file, sh_degree_of
+from nerfstudio_trim.core.codec.nstrim import read_file
+from nerfstudio_trim.core.scene import SplatScene, sh_degree_of
 from nerfstudio_trim.core.files import check_writable, make_dir, write_atomic
-from nerfstudio_trim.core.render import over_background, rasterize_parameters
+from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters
 from nerfstudio_trim.core.timing import timed
 from nerfstudio_trim.errors import TrimError
 from nerfstudio_trim.nerfstudio.checks import check_data

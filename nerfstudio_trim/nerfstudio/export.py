@@ -19,9 +19,10 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 from rich.table import Table
 
-from nerfstudio_trim.core.codec import EXTENSION, SplatScene, encode
+from nerfstudio_trim.core.codec.nstrim import EXTENSION, encode
+from nerfstudio_trim.core.scene import SplatScene
 from nerfstudio_trim.core.files import check_writable, make_dir, write_atomic
-from nerfstudio_trim.core.ply import ply_size
+from nerfstudio_trim.core.codec.ply import ply_size
 from nerfstudio_trim.core.quantize import quantize_gaussians
 from nerfstudio_trim.errors import TrimError
 from nerfstudio_trim.nerfstudio.checks import check_data

@@ -26,7 +26,7 @@ from nerfstudio.viewer.viewer_elements import ViewerNumber
 from torch import Tensor, nn
 
 from nerfstudio_trim.core.quantize import fake_quantize_gaussians
-from nerfstudio_trim.core.render import over_background, rasterize_parameters
+from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters
 from nerfstudio_trim.nerfstudio.checkpoints import GAUSSIAN_PARAMS
 from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
 from nerfstudio_trim.nerfstudio.trim_config import TrimConfig

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional, Type
 import torch
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 
-from nerfstudio_trim.core.codec import encode
+from nerfstudio_trim.core.codec.nstrim import encode
 from nerfstudio_trim.core.timing import timed
 from nerfstudio_trim.nerfstudio.export import scene_of
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nerfstudio_trim.core.quantize import Granularity, PositionEncoding
-from nerfstudio_trim.core.schedule import TrimSchedule
-from nerfstudio_trim.core.scores import ScoreMode
+from nerfstudio_trim.core.prune.schedule import TrimSchedule
+from nerfstudio_trim.core.prune.scores import ScoreMode
 
 
 @dataclass

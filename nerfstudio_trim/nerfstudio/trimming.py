@@ -18,9 +18,9 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor, nn
 
-from nerfstudio_trim.core.prune import append_gaussians, remove_gaussians
-from nerfstudio_trim.core.schedule import Action, TrimState
-from nerfstudio_trim.core.scores import accumulate_scores, gamma_per_round, quantile_candidates, removal_mask
+from nerfstudio_trim.core.prune.removal import append_gaussians, remove_gaussians
+from nerfstudio_trim.core.prune.schedule import Action, TrimState
+from nerfstudio_trim.core.prune.scores import accumulate_scores, gamma_per_round, quantile_candidates, removal_mask
 from nerfstudio_trim.nerfstudio.trim_config import TrimConfig
 
 

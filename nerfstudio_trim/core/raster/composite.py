@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from nerfstudio_trim.core.tiles import TileIntersections
+from nerfstudio_trim.core.raster.tiles import TileIntersections
 
 ALPHA_MAX = 0.999
 ALPHA_MIN = 1.0 / 255.0

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nerfstudio_trim.core.codec import sh_coefficients
+from nerfstudio_trim.core.scene import sh_coefficients
 from nerfstudio_trim.core.files import write_atomic
 
 

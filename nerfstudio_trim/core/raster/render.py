@@ -9,8 +9,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import torch
 from torch import Tensor
 
-from nerfstudio_trim.core.cpu_raster import RasterizeMode, RenderMode
-from nerfstudio_trim.core.rasterize import rasterize
+from nerfstudio_trim.core.raster.cpu_raster import RasterizeMode, RenderMode
+from nerfstudio_trim.core.raster.backend import rasterize
 
 
 def viewmats_from_camera_to_worlds(camera_to_worlds: Tensor) -> Tensor:

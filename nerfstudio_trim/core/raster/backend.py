@@ -7,8 +7,8 @@ from typing import Any, Dict, Optional, Tuple
 
 from torch import Tensor
 
-from nerfstudio_trim.core import cpu_raster
-from nerfstudio_trim.core.cpu_raster import RasterizeMode, RenderMode
+from nerfstudio_trim.core.raster import cpu_raster
+from nerfstudio_trim.core.raster.cpu_raster import RasterizeMode, RenderMode
 
 
 def rasterize(

@@ -14,10 +14,10 @@ from typing import Any, Dict, Literal, Optional, Tuple
 import torch
 from torch import Tensor
 
-from nerfstudio_trim.core.composite import DEFAULT_CHUNK_ELEMENTS, composite_tiles
-from nerfstudio_trim.core.projection import project_gaussians
-from nerfstudio_trim.core.sh import eval_sh
-from nerfstudio_trim.core.tiles import intersect_tiles, subdivide_tiles
+from nerfstudio_trim.core.raster.composite import DEFAULT_CHUNK_ELEMENTS, composite_tiles
+from nerfstudio_trim.core.raster.projection import project_gaussians
+from nerfstudio_trim.core.raster.sh import eval_sh
+from nerfstudio_trim.core.raster.tiles import intersect_tiles, subdivide_tiles
 
 SUBTILE_SIZE = 8  # compositing granularity; the result is that of gsplat's tile_size
 

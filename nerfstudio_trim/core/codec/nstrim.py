@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nerfstudio_trim.core.morton import morton_order
+from nerfstudio_trim.core.codec.morton import morton_order
 from nerfstudio_trim.core.quantize import QuantizedGaussians, QuantizedPositions, QuantizedSH
+from nerfstudio_trim.core.scene import MAX_SH_DEGREE, SplatScene, sh_coefficients
 from nerfstudio_trim.errors import TrimError
 
 EXTENSION = ".nstrim"
@@ -33,8 +34,6 @@ MAGIC = b"\x89NSTRIM\n"
 FORMAT_VERSION = (1, 0)
 PREAMBLE = struct.Struct("<8sHHIQ32s")  # magic, major, minor, header bytes, payload bytes, sha256
 XZ_PRESET = 9 | lzma.PRESET_EXTREME
-MAX_SH_DEGREE = 3
-IDENTITY_TRANSFORM = ((1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0))
 # Attribute order in the table and the payload, with the numpy dtype each may have.
 ATTRIBUTES = ("means", "scales", "quats", "opacities", "features_dc", "features_rest")
 DTYPES = {
@@ -59,36 +58,6 @@ class Limits:
     """Largest declared number of Gaussians (50M: ~3 GB decoded)."""
     max_header_bytes: int = 1 << 20
     """Largest JSON header."""
-
-
-@dataclass
-class SplatScene:
-    """A compressed scene: the quantized Gaussians and what is needed to place and render them.
-
-    Positions are in nerfstudio's normalised frame: x_normalised = scale * (R @ x_world + t) with the
-    dataparser's ``transform`` = [R | t] (3 x 4) and ``scale``.
-    """
-
-    gaussians: QuantizedGaussians
-    sh_degree: int
-    dataparser_transform: Tuple[Tuple[float, ...], ...] = IDENTITY_TRANSFORM
-    dataparser_scale: float = 1.0
-    background: Tuple[float, float, float] = (0.0, 0.0, 0.0)
-    """RGB in [0, 1] behind the Gaussians when the model was evaluated."""
-    rasterize_mode: str = "classic"
-    """gsplat's rasterize_mode the model was trained with ("classic" or "antialiased")."""
-    source: Dict[str, Any] = field(default_factory=dict)
-    """Informational: software, method, checkpoint step; not used to decode."""
-
-
-def sh_coefficients(degree: int) -> int:
-    """Number of higher-band SH coefficients per colour (K in features_rest [N, K, 3])."""
-    return (degree + 1) ** 2 - 1
-
-
-def sh_degree_of(features_rest: Tensor) -> int:
-    """The SH degree of features_rest [N, K, 3] (inverse of ``sh_coefficients``)."""
-    return math.isqrt(features_rest.shape[1] + 1) - 1
 
 
 def _column_bytes(array: np.ndarray) -> bytes:

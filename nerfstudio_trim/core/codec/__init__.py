@@ -1,0 +1,1 @@
+"""Files: the .nstrim scene format, Morton order, the 3DGS PLY."""

@@ -1,0 +1,1 @@
+"""Pruning: importance scores, the trimming schedule, and removing Gaussians from parameters and optimizers."""
