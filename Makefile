@@ -21,6 +21,9 @@ SPLAT_TRANSFORM := $(NODE_TOOLS)/node_modules/.bin/splat-transform
 # so it gets its own small environment, pinned and cached, instead of joining the pinned one.
 GSPLY_VERSION := 0.4.6
 GSPLY_VENV := $(HOME)/.cache/nerfstudio-trim/gsply-$(GSPLY_VERSION)
+# zstd and constriction's range coder, for the entropy-coder comparison (benchmarks/bench_entropy.py), pinned.
+ENTROPY_TOOLS := zstandard==0.25.0 constriction==0.5.0 numpy==2.4.6
+ENTROPY_VENV := $(HOME)/.cache/nerfstudio-trim/entropy-tools
 
 .PHONY: demo test env install system tools bench-tools bench scene baseline clean-outputs print-venv
 
@@ -72,6 +75,9 @@ bench-tools: tools
 	@$(GSPLY_VENV)/bin/python -c "import gsply" 2>/dev/null || \
 		($(PYTHON) -m venv "$(GSPLY_VENV)" && $(GSPLY_VENV)/bin/pip install -q "gsply[spz]==$(GSPLY_VERSION)") || \
 		echo "could not install gsply: bench_formats.py will say so in its SPZ rows"
+	@$(ENTROPY_VENV)/bin/python -c "import zstandard, constriction" 2>/dev/null || \
+		($(PYTHON) -m venv "$(ENTROPY_VENV)" && $(ENTROPY_VENV)/bin/pip install -q $(ENTROPY_TOOLS)) || \
+		echo "could not install zstandard and constriction: bench_entropy.py cannot run"
 
 bench: install
 	$(BIN)/python benchmarks/bench_cpu_raster.py

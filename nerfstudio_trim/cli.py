@@ -11,19 +11,17 @@ Every failure is one ``error:`` line and exit status 1.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-import numpy as np
 import tyro
 from rich.console import Console
 from rich.table import Table
 from typing_extensions import Annotated
 
 from nerfstudio_trim.bench import Bench
-from nerfstudio_trim.core.codec.nstrim import read_file, read_file_with_header
+from nerfstudio_trim.core.codec.nstrim import attribute_rows, read_file, read_file_with_header
 from nerfstudio_trim.core.files import check_writable, make_dir
 from nerfstudio_trim.core.codec.ply import ply_size, write_ply
 from nerfstudio_trim.errors import install_excepthook
@@ -33,34 +31,32 @@ console = Console()
 
 @dataclass
 class Info:
-    """Print a .nstrim file's header and its size per attribute (the file is fully verified first)."""
+    """Print a .nstrim file's header and how each attribute is coded and what it costs (the file is fully
+    verified first)."""
 
     file: tyro.conf.Positional[Path]
     """The .nstrim file."""
 
     def main(self) -> None:
-        header, scene = read_file_with_header(self.file)  # checksum, limits and every stream verified
-        size, count = self.file.stat().st_size, header["count"]
-        console.print(f"[bold]{self.file}[/bold]: {count:,} Gaussians, SH degree {header['sh_degree']}, "
-                      f"{size:,} bytes ({size / max(count, 1):.1f} bytes per Gaussian)", highlight=False)  # fmt: skip
-        table = Table("attribute", "dtype", "shape", "encoding", "raw bytes", "stored bytes", "bytes/Gaussian", "share")
-        for entry in header["attributes"]:
-            raw = count * math.prod(entry["shape"]) * np.dtype(entry["dtype"]).itemsize
-            stored = entry["compressed_bytes"]
-            encoding = entry["encoding"] + (f" per {entry['granularity']}" if "granularity" in entry else "")
-            table.add_row(entry["name"], entry["dtype"], str(entry["shape"]), encoding, f"{raw:,}", f"{stored:,}",
-                          f"{stored / max(count, 1):.2f}", f"{stored / size:.1%}")  # fmt: skip
-        overhead = size - sum(entry["compressed_bytes"] for entry in header["attributes"])
-        table.add_row("header + preamble", "", "", "", "", f"{overhead:,}", "", f"{overhead / size:.1%}")
+        header, scene = read_file_with_header(self.file)  # checksums, schema, limits and every stream verified
+        size, count = self.file.stat().st_size, scene.gaussians.count
+        major, minor = header["version"]
+        console.print(f"{self.file}: format {major}.{minor}, {count:,} Gaussians, SH degree {scene.sh_degree}, "
+                      f"{size:,} bytes ({size / max(count, 1):.1f} bytes per Gaussian)", markup=False, highlight=False)  # fmt: skip
+        table = Table("attribute", "coding", "stored bytes", "bytes/Gaussian", "share")
+        rows = attribute_rows(header)
+        for name, coding, stored in rows:
+            table.add_row(name, coding, f"{stored:,}", f"{stored / max(count, 1):.2f}", f"{stored / size:.1%}")
+        overhead = size - sum(stored for _, _, stored in rows)
+        table.add_row("header + preamble", "", f"{overhead:,}", f"{overhead / max(count, 1):.2f}", f"{overhead / size:.1%}")
         console.print(table)
-        console.print(f"PLY of the same Gaussians: {ply_size(count, scene.sh_degree):,} bytes "
-                      f"({ply_size(count, scene.sh_degree) / size:.1f}x larger)", highlight=False)  # fmt: skip
-        frame = header["frame"]
-        console.print(f"frame: {frame['name']}, dataparser scale {frame['dataparser_scale']:.6g}, "
-                      f"transform {frame['dataparser_transform']}", highlight=False)  # fmt: skip
-        console.print(f"render: {header['render']}", highlight=False)
-        if header.get("source"):
-            console.print(f"source: {header['source']}", highlight=False)
+        ply = ply_size(count, scene.sh_degree)
+        console.print(f"PLY of the same Gaussians: {ply:,} bytes ({ply / size:.1f}x larger)", highlight=False)
+        console.print(f"frame: {scene.frame}, dataparser scale {scene.dataparser_scale:.6g}, "
+                      f"transform {[list(row) for row in scene.dataparser_transform]}", markup=False, highlight=False)  # fmt: skip
+        console.print(f"render: background {list(scene.background)}, {scene.rasterize_mode}", markup=False, highlight=False)
+        if scene.source:
+            console.print(f"source: {scene.source}", markup=False, highlight=False)
 
 
 @dataclass

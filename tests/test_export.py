@@ -92,7 +92,8 @@ def test_decode_writes_nerfstudios_ply_layout(trim_run, exported, tmp_path):
     # nerfstudio's own export of the same model (unquantized, model order) agrees within quantization
     theirs_opacity = np.sort(np.asarray(reference_vertex["opacity"]))
     kept = np.sort(np.asarray(vertex["opacity"]))[-len(theirs_opacity):]  # it drops opacity < 1/255
-    assert np.allclose(kept, theirs_opacity, atol=0.02)
+    half_step = float(scene.gaussians.opacities.step[0]) / 2  # the file's opacity logits are on a grid
+    assert np.allclose(kept, theirs_opacity, atol=half_step * 1.001 + 1e-6)
 
 
 SPLAT_TRANSFORM = os.environ.get("SPLAT_TRANSFORM") or shutil.which("splat-transform")

@@ -5,7 +5,7 @@ import math
 import torch
 
 from nerfstudio_trim.core.scene import SplatScene
-from nerfstudio_trim.core.quantize import quantize_gaussians
+from nerfstudio_trim.core.quantize.gaussians import quantize_gaussians
 from nerfstudio_trim.nerfstudio.evaluate import cameras_into_frame
 from tests.test_quantize import random_params
 

@@ -160,28 +160,27 @@ def test_legacy_checkpoint_layout_is_accepted():
 
 
 def test_quantization_aware_forward_renders_exactly_the_stored_values(trained_run, tmp_path):
-    from nerfstudio_trim.core.quantize import quantize_sh
     from nerfstudio_trim.core.prune.schedule import TrimState
+    from nerfstudio_trim.core.quantize.gaussians import quantize_gaussians
 
     trainer = trainer_from(trained_run.config, trained_run.checkpoint, tmp_path)
     model = trainer.pipeline.model
     plain = model.render_parameters()
     assert all(plain[k] is model.gauss_params[k] for k in GAUSSIAN_PARAMS)  # no quantization before trimming
     model.trimmer.state = TrimState(initial_count=model.num_points)
+    codec = model.config.trim.codec
     rendered = model.render_parameters()
-    rest = quantize_sh(model.gauss_params["features_rest"]).dequantize()
-    dc = quantize_sh(model.gauss_params["features_dc"][:, None, :]).dequantize()[:, 0, :]
-    assert torch.equal(rendered["features_rest"], rest) and torch.equal(rendered["features_dc"], dc)
-    for name in ("means", "scales", "quats", "opacities"):
-        assert torch.equal(rendered[name], model.gauss_params[name].detach().half().float())
+    stored = quantize_gaussians(dict(model.gauss_params), codec).dequantize()
+    for name in GAUSSIAN_PARAMS:
+        assert torch.equal(rendered[name].detach(), stored[name].reshape(rendered[name].shape)), name
     rendered["features_rest"].sum().backward()  # straight through to the parameter
-    assert torch.equal(model.gauss_params["features_rest"].grad, torch.ones_like(rest))
+    assert torch.equal(model.gauss_params["features_rest"].grad, torch.ones_like(stored["features_rest"]))
     with torch.no_grad():  # eval renders reuse the quantized values until a parameter changes
         first = model.render_parameters()
         assert model.render_parameters()["means"] is first["means"]
         model.gauss_params["features_rest"].add_(0.5)  # as an optimizer step does, in place
         changed = model.render_parameters()["features_rest"]
-    assert torch.equal(changed, quantize_sh(model.gauss_params["features_rest"]).dequantize())
+    assert torch.equal(changed, quantize_gaussians(dict(model.gauss_params), codec).dequantize()["features_rest"])
 
 
 def test_score_heat_map_is_an_eval_output_once_scores_exist(trained_run, tmp_path):
@@ -204,6 +203,11 @@ def test_config_written_before_a_field_existed_still_loads():
     del old.__dict__["trim"]  # as if written by a version without trimming
     reloaded = yaml.load(yaml.dump(old), Loader=yaml.Loader)
     assert reloaded.sh_degree == 2 and reloaded.trim.enabled and reloaded.trim.prune_fraction == 0.05
+    trim = yaml.load(yaml.dump(config.trim), Loader=yaml.Loader)
+    trim.__dict__["sh_quantization"] = "channel"  # a field of an older version
+    del trim.__dict__["codec"]  # a field the older version did not have
+    reloaded = yaml.load(yaml.dump(trim), Loader=yaml.Loader)
+    assert "sh_quantization" not in vars(reloaded) and reloaded.codec == type(config.trim.codec)()
 
 
 def test_trimming_fine_tunes_at_full_resolution(trained_run, tmp_path):

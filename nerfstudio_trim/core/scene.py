@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Protocol, Tuple
 
 from torch import Tensor
 
-from nerfstudio_trim.core.quantize import QuantizedGaussians
+
+class CodedGaussians(Protocol):
+    """Gaussians as a file version stores them: a count, and float32 parameters when decoded."""
+
+    @property
+    def count(self) -> int: ...
+
+    def dequantize(self) -> Dict[str, Tensor]:
+        """Parameters by splatfacto's names: means [N, 3], scales [N, 3] (log), quats [N, 4], opacities
+        [N, 1] (logit), features_dc [N, 3], features_rest [N, K, 3]."""
+        ...
 
 MAX_SH_DEGREE = 3
 IDENTITY_TRANSFORM = ((1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0))
@@ -33,7 +43,7 @@ class SplatScene:
     dataparser's ``transform`` = [R | t] (3 x 4) and ``scale``.
     """
 
-    gaussians: QuantizedGaussians
+    gaussians: CodedGaussians
     sh_degree: int
     dataparser_transform: Tuple[Tuple[float, ...], ...] = IDENTITY_TRANSFORM
     dataparser_scale: float = 1.0
@@ -43,3 +53,6 @@ class SplatScene:
     """gsplat's rasterize_mode the model was trained with ("classic" or "antialiased")."""
     source: Dict[str, Any] = field(default_factory=dict)
     """Informational: software, method, checkpoint step; not used to decode."""
+    frame: str = "nerfstudio-normalized"
+    """Where the positions live: "nerfstudio-normalized" (the transform and scale above map the capture's
+    frame to it) or "capture" (the capture's own frame, e.g. a PLY from another trainer; identity)."""

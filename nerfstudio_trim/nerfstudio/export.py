@@ -23,7 +23,7 @@ from nerfstudio_trim.core.codec.nstrim import EXTENSION, encode
 from nerfstudio_trim.core.scene import SplatScene
 from nerfstudio_trim.core.files import check_writable, make_dir, write_atomic
 from nerfstudio_trim.core.codec.ply import ply_size
-from nerfstudio_trim.core.quantize import quantize_gaussians
+from nerfstudio_trim.core.quantize.gaussians import quantize_gaussians
 from nerfstudio_trim.errors import TrimError
 from nerfstudio_trim.nerfstudio.checks import check_data
 from nerfstudio_trim.nerfstudio.console import warn
@@ -81,7 +81,7 @@ def scene_of(pipeline: Any, step: Optional[int], warn_unquantized: bool = True) 
         model.eval()
         background = model._get_background_color().detach().cpu().tolist()
     return SplatScene(
-        gaussians=quantize_gaussians(dict(model.gauss_params), trim.sh_quantization, trim.position_encoding),
+        gaussians=quantize_gaussians(dict(model.gauss_params), trim.codec),
         sh_degree=model.config.sh_degree,
         dataparser_transform=tuple(tuple(row) for row in outputs.dataparser_transform.double().tolist()),
         dataparser_scale=float(outputs.dataparser_scale),

@@ -13,7 +13,7 @@ Trained from scratch it behaves as splatfacto does, densification included.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, Union
 from unittest import mock
 
@@ -25,27 +25,21 @@ from nerfstudio.models.splatfacto import RGB2SH, SplatfactoModel, SplatfactoMode
 from nerfstudio.viewer.viewer_elements import ViewerNumber
 from torch import Tensor, nn
 
-from nerfstudio_trim.core.quantize import fake_quantize_gaussians
+from nerfstudio_trim.core.quantize.gaussians import fake_quantize_gaussians
 from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters
 from nerfstudio_trim.nerfstudio.checkpoints import GAUSSIAN_PARAMS
 from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
-from nerfstudio_trim.nerfstudio.trim_config import TrimConfig
+from nerfstudio_trim.nerfstudio.trim_config import LoadsOlderConfigs, TrimConfig
 from nerfstudio_trim.nerfstudio.trimming import TrainingViews, Trimmer
 
 
 @dataclass
-class SplatfactoTrimModelConfig(SplatfactoModelConfig):
+class SplatfactoTrimModelConfig(LoadsOlderConfigs, SplatfactoModelConfig):
     """splatfacto's model options plus the trimming stage's (``trim``)."""
 
     _target: Type = field(default_factory=lambda: SplatfactoTrimModel)
     trim: TrimConfig = field(default_factory=TrimConfig)
     """Trimming after --load-checkpoint."""
-
-    def __setstate__(self, state: Dict[str, Any]) -> None:
-        """Unpickling a config.yml (ns-eval, --load-config) written before a field existed gives
-        that field its default instead of failing later with AttributeError."""
-        defaults = {f.name: getattr(type(self)(), f.name) for f in fields(self) if f.name not in state}
-        self.__dict__.update({**defaults, **state})
 
 
 class SplatfactoTrimModel(SplatfactoModel):
@@ -140,19 +134,19 @@ class SplatfactoTrimModel(SplatfactoModel):
 
     def render_parameters(self) -> Dict[str, Tensor]:
         """The Gaussian parameters as rendered: while trimming (quantization-aware), exactly the values
-        the exported file stores: SH as 8-bit codes decoded, everything else rounded to float16."""
+        the exported file stores (``trim.codec``)."""
         params: Dict[str, Tensor] = dict(self.gauss_params.items())
         if not (self.trimmer.active and self.config.trim.quantize):
             return params
-        trim = self.config.trim
+        codec = self.config.trim.codec
         if torch.is_grad_enabled():
-            return fake_quantize_gaussians(params, trim.sh_quantization, trim.position_encoding)
+            return fake_quantize_gaussians(params, codec)
         # Without gradients (eval renders, the viewer) the quantized values are reused until a parameter
         # changes: an optimizer step bumps its version, pruning replaces it.
-        key = (trim.sh_quantization, trim.position_encoding, *((id(v), v._version) for v in params.values()))
+        key = (codec, *((id(v), v._version) for v in params.values()))
         cached = self.__dict__.get("_quantized_cache")
         if cached is None or cached[0] != key:
-            cached = (key, fake_quantize_gaussians(params, trim.sh_quantization, trim.position_encoding))
+            cached = (key, fake_quantize_gaussians(params, codec))
             self.__dict__["_quantized_cache"] = cached
         return cached[1]
 

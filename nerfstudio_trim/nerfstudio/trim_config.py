@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict
 
-from nerfstudio_trim.core.quantize import Granularity, PositionEncoding
 from nerfstudio_trim.core.prune.schedule import TrimSchedule
 from nerfstudio_trim.core.prune.scores import ScoreMode
+from nerfstudio_trim.core.quantize.gaussians import CodecSettings
+
+
+class LoadsOlderConfigs:
+    """A config dataclass that unpickles (ns-eval, --load-config) from a config.yml written by another version:
+    fields it did not have get their defaults, fields it had and this version dropped are left out."""
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        known = {f.name for f in fields(self)}  # type: ignore[arg-type]
+        defaults = {name: getattr(type(self)(), name) for name in known if name not in state}
+        self.__dict__.update({**defaults, **{k: v for k, v in state.items() if k in known}})
 
 
 @dataclass
-class TrimConfig(TrimSchedule):
+class TrimConfig(LoadsOlderConfigs, TrimSchedule):
     """Trimming of a model loaded with --load-checkpoint: score, prune, fine-tune, repeat.
 
     The schedule's options (targets, quality floor, round lengths) are ``TrimSchedule``'s."""
@@ -24,11 +35,10 @@ class TrimConfig(TrimSchedule):
     quantile_rounds: int = 10
     """opacity-grad-quantile: rounds over which gamma_target is spread (gamma per round)."""
     quantize: bool = True
-    """Quantization-aware fine-tuning: SH as 8-bit integers, other parameters as float16."""
-    sh_quantization: Granularity = "channel"
-    """8-bit SH ranges: per coefficient channel, or per tensor (the seed method)."""
-    position_encoding: PositionEncoding = "float16"
-    """Positions in the file: float16, or a 16-bit grid over their bounding box (docs/format.md)."""
+    """Quantization-aware fine-tuning: render through the quantization the exported file stores (codec)."""
+    codec: CodecSettings = field(default_factory=CodecSettings)
+    """How the exported file quantizes each attribute (format 2.0), which quantization-aware fine-tuning
+    trains through."""
     sh_rest_l1: float = 0.0
     """Weight of an L1 penalty on the higher SH bands (the seed method uses 0.05)."""
     seed: int = 0
