@@ -73,7 +73,7 @@ class TileChunk:
     """A run of tiles composited together, each with its Gaussians padded to the chunk's longest list."""
 
     tiles: Tensor  # [T] int64 global tile index (camera-major, as ``TileIntersections.tile_ids``)
-    ids: Tensor  # [T, K] int64 index into the flattened [C * N] Gaussians, nearest first (padding: 0)
+    ids: Tensor  # [T, K] int64 index into the flattened [C * N] Gaussians, nearest first (padding: any)
     valid: Tensor  # [T, K] bool, False on padding
     origin: Tensor  # [T, 2] pixel coordinates of each tile's top-left corner (float)
 
