@@ -1,5 +1,6 @@
 """SplatfactoTrimModel and the plugin's loading: design.md traps 1, 2 and 5, camera convention."""
 
+import math
 import urllib.error
 from pathlib import Path
 
@@ -219,3 +220,47 @@ def test_trimming_fine_tunes_at_full_resolution(trained_run, tmp_path):
     assert model._get_downscale_factor() == 4  # splatfacto's coarse-to-fine start (2 downscales)
     model.trimmer.state = TrimState(initial_count=model.num_points)
     assert model._get_downscale_factor() == 1
+
+
+def test_trimmer_render_scores_use_the_models_training_views(trained_run, tmp_path):
+    """delta-mse from the Trimmer equals, for a few Gaussians, the increase of the training views' squared
+    error when the model renders them without that Gaussian (eval mode); sensitivity gives a Gaussian
+    that no view sees the floor, 6 log(damping), and the most important ones far more."""
+    from nerfstudio_trim.core.prune.render_scores import SENSITIVITY_DAMPING
+    from nerfstudio_trim.nerfstudio.trimming import TrainingViews
+
+    trainer = trainer_from(trained_run.config, trained_run.checkpoint, tmp_path)
+    model = trainer.pipeline.model
+    views = TrainingViews(trainer.pipeline.datamanager, model.device)
+    opacities = model.gauss_params["opacities"]
+
+    def squared_error() -> float:
+        total = 0.0
+        with torch.no_grad():
+            for index in range(len(views)):
+                camera, batch = views[index]
+                outputs = model.get_outputs(camera)
+                target = model.composite_with_background(model.get_gt_img(batch["image"]), outputs["background"])
+                total += float((outputs["rgb"] - target).double().square().sum())
+        return total
+
+    model.config.trim.score_mode = "delta-mse"
+    scores = model.trimmer.scores(model, views)
+    assert scores.shape == (model.num_points,) and model.training
+    model.eval()
+    full = squared_error()
+    important = torch.argsort(scores, descending=True)[:3].tolist()
+    for k in important:
+        kept = opacities.data[k].clone()
+        opacities.data[k] = -1e4  # alpha 0: skipped by the compositing, as if removed
+        assert squared_error() - full == pytest.approx(float(scores[k]), rel=1e-3, abs=1e-3)
+        opacities.data[k] = kept
+    model.train()
+
+    opacities.data[0] = -1e4
+    model.config.trim.score_mode = "sensitivity"
+    scores = model.trimmer.scores(model, views)
+    assert bool(torch.isfinite(scores).all())
+    assert float(scores[0]) == pytest.approx(6 * math.log(SENSITIVITY_DAMPING), rel=1e-5)
+    assert float(scores[0]) == float(scores.min())
+    assert float(scores[important].min()) > float(scores[0]) + 10

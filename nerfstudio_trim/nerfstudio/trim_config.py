@@ -29,7 +29,8 @@ class TrimConfig(LoadsOlderConfigs, TrimSchedule):
     enabled: bool = True
     """Trim after --load-checkpoint. False: plain fine-tuning of the loaded model."""
     score_mode: ScoreMode = "grad-norm"
-    """Importance score: grad-norm (seed), abs-grad, opacity-grad-quantile (paper), opacity, random."""
+    """Importance score: grad-norm (seed), abs-grad, opacity-grad-quantile (paper), delta-mse (error increase
+    on removal), sensitivity (PUP 3D-GS Fisher log det), opacity, random."""
     quantile_gamma_target: float = 0.6
     """opacity-grad-quantile: fraction of Gaussians the rule aims to remove over quantile_rounds."""
     quantile_rounds: int = 10

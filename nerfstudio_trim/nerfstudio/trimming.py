@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor, nn
 
 from nerfstudio_trim.core.prune.removal import append_gaussians, remove_gaussians
+from nerfstudio_trim.core.prune.render_scores import ScoringView, delta_mse_scores, sensitivity_scores
 from nerfstudio_trim.core.prune.schedule import Action, TrimState
 from nerfstudio_trim.core.prune.scores import accumulate_scores, gamma_per_round, quantile_candidates, removal_mask
 from nerfstudio_trim.nerfstudio.trim_config import TrimConfig
@@ -49,6 +50,20 @@ def evaluating(model: nn.Module) -> Iterator[None]:
         yield
     finally:
         model.train(was_training)
+
+
+def scoring_views(model: Any, views: TrainingViews) -> Iterator[ScoringView]:
+    """The training views as the scores render them: eval-mode cameras and background, and the images
+    composited over that background as the model's loss does."""
+    background = model._get_background_color()
+    for index in range(len(views)):
+        camera, batch = views[index]
+        image = model.composite_with_background(model.get_gt_img(batch["image"]), background)
+        intrinsics = camera.get_intrinsics_matrices()[0].to(model.device)
+        yield ScoringView.from_camera_to_world(
+            camera.camera_to_worlds[0], intrinsics, int(camera.width.item()), int(camera.height.item()), image,
+            background,
+        )  # fmt: skip
 
 
 def _progress() -> Progress:
@@ -140,6 +155,15 @@ class Trimmer:
             return torch.rand(model.num_points, generator=generator).to(model.device)
         with evaluating(model), _progress() as progress:
             task = progress.add_task("scoring Gaussians", total=len(views))
+            if mode in ("delta-mse", "sensitivity"):
+                with torch.no_grad():
+                    params = model.render_parameters()
+                score = delta_mse_scores if mode == "delta-mse" else sensitivity_scores
+                return score(
+                    params, scoring_views(model, views), model.config.sh_degree,
+                    active_sh_degree=min(model.step // model.config.sh_degree_interval, model.config.sh_degree),
+                    rasterize_mode=model.config.rasterize_mode, on_view=lambda _: progress.advance(task),
+                )  # fmt: skip
 
             def view_loss(index: int) -> Tensor:
                 camera, batch = views[index]

@@ -7,6 +7,10 @@ Modes:
   views cannot cancel.
 - ``opacity-grad-quantile`` ("Trimming the Fat"): a Gaussian is a candidate when its opacity and its
   grad-norm score are both below their gamma-quantiles, gamma_round = 1 - (1 - gamma_target)^(1/t).
+- ``delta-mse``: how much the training images' squared error grows when the Gaussian alone is removed
+  (exact on CPU, first order from gsplat's gradients on CUDA; ``render_scores``).
+- ``sensitivity`` (PUP 3D-GS): log det of the Fisher matrix of the pixel colours with respect to the
+  Gaussian's mean and log-scale (``render_scores``).
 - ``opacity`` and ``random``: baselines for ablations.
 Memory stays O(number of Gaussians): gradients are summed in place, never stacked per view.
 """
@@ -18,7 +22,9 @@ from typing import Callable, Literal, Mapping, Optional, Sequence, get_args
 import torch
 from torch import Tensor
 
-ScoreMode = Literal["grad-norm", "abs-grad", "opacity-grad-quantile", "opacity", "random"]
+ScoreMode = Literal[
+    "grad-norm", "abs-grad", "opacity-grad-quantile", "delta-mse", "sensitivity", "opacity", "random"
+]
 SCORE_MODES: Sequence[str] = get_args(ScoreMode)
 
 

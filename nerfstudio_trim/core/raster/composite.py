@@ -9,10 +9,14 @@ backward pass) when there is more than one, so memory is bounded by one chunk, n
 sigma = 0.5 (a dx^2 + c dy^2) + b dx dy is a quadratic form in the pixel's tile-local coordinates, so
 all of a chunk's sigmas are one matrix product of per-Gaussian coefficients [T, K, 6] with the
 per-pixel monomials [6, P].
+
+``plan_chunks`` and ``blend_chunk`` are shared with ``per_gaussian`` (per-Gaussian sums over pixels for
+the pruning scores), so rendering and scoring blend identically.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import List, Optional, Tuple
 
@@ -28,7 +32,7 @@ TRANSMITTANCE_MIN = 1e-4
 DEFAULT_CHUNK_ELEMENTS = 1 << 22
 
 
-def _monomials(tile_size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+def tile_monomials(tile_size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """[6, P] (x^2, y^2, x y, x, y, 1) at the P pixel centres of a tile, in tile-local pixels."""
     local = torch.arange(tile_size * tile_size, device=device)
     x, y = (local % tile_size).to(dtype) + 0.5, (local // tile_size).to(dtype) + 0.5
@@ -64,29 +68,43 @@ class _QuadraticForm(torch.autograd.Function):
         return grad_coefficients, None, None, None, None, None
 
 
-def _composite_chunk(
+@dataclass
+class TileChunk:
+    """A run of tiles composited together, each with its Gaussians padded to the chunk's longest list."""
+
+    tiles: Tensor  # [T] int64 global tile index (camera-major, as ``TileIntersections.tile_ids``)
+    ids: Tensor  # [T, K] int64 index into the flattened [C * N] Gaussians, nearest first (padding: any)
+    valid: Tensor  # [T, K] bool, False on padding
+    origin: Tensor  # [T, 2] pixel coordinates of each tile's top-left corner (float)
+
+
+@dataclass
+class ChunkBlend:
+    """Front-to-back blending of one chunk: [T, K, P] per tile, Gaussian slot (nearest first), pixel."""
+
+    alpha: Tensor  # min(0.999, opacity exp(-sigma)); 0 where skipped (< 1/255) or padding
+    transmittance_before: Tensor  # prod over nearer slots of (1 - alpha)
+    transmittance_after: Tensor  # transmittance_before * (1 - alpha), non-increasing along K
+    weights: Tensor  # alpha * transmittance_before, 0 from the slot that ends the pixel on
+
+
+def blend_chunk(
     means2d: Tensor,
     conics: Tensor,
     opacities: Tensor,
-    features: Tensor,
     ids: Tensor,
     valid: Tensor,
     origin: Tensor,
     monomials: Tensor,
-    absgrad_sink: Optional[Tensor],
-) -> Tensor:
-    """Composite one chunk of tiles.
+    absgrad_sink: Optional[Tensor] = None,
+) -> ChunkBlend:
+    """Alphas, transmittances and blending weights of one chunk of tiles.
 
     Args:
-        means2d, conics, opacities, features: [G, 2], [G, 3], [G], [G, D] for all G = C * N Gaussians.
-        ids: [T, K] Gaussian index of the k-th nearest Gaussian of each tile (padding: any index).
-        valid: [T, K] False on padding.
-        origin: [T, 2] pixel coordinates of each tile's top-left corner.
-        monomials: [6, P] from ``_monomials``.
+        means2d, conics, opacities: [G, 2], [G, 3], [G] for all G = C * N Gaussians (pixels, pixels^-2).
+        ids, valid, origin: a ``TileChunk``'s fields: [T, K], [T, K], [T, 2].
+        monomials: [6, P] from ``tile_monomials``.
         absgrad_sink: [G, 2] accumulator for per-pixel absolute gradients of means2d, or None.
-
-    Returns:
-        [T, P, D + 1]: composited features and, last, the pixel's accumulated alpha.
     """
     mean = means2d[ids] - origin[:, None, :]  # tile-local
     conic = conics[ids]
@@ -105,11 +123,61 @@ def _composite_chunk(
     transmittance_after = torch.cumprod(1.0 - alpha, dim=1)  # [T, K, P]
     transmittance_before = torch.cat([torch.ones_like(alpha[:, :1]), transmittance_after[:, :-1]], dim=1)
     weights = alpha * transmittance_before * (transmittance_after > TRANSMITTANCE_MIN)
+    return ChunkBlend(alpha, transmittance_before, transmittance_after, weights)
+
+
+def _composite_chunk(
+    means2d: Tensor,
+    conics: Tensor,
+    opacities: Tensor,
+    features: Tensor,
+    ids: Tensor,
+    valid: Tensor,
+    origin: Tensor,
+    monomials: Tensor,
+    absgrad_sink: Optional[Tensor],
+) -> Tensor:
+    """Composite one chunk of tiles (tensor arguments only, so that it can be checkpointed).
+
+    Args:
+        means2d, conics, opacities, features: [G, 2], [G, 3], [G], [G, D] for all G = C * N Gaussians.
+        ids, valid, origin: the chunk's ``TileChunk`` fields.
+        monomials: [6, P] from ``tile_monomials``.
+        absgrad_sink: [G, 2] accumulator for per-pixel absolute gradients of means2d, or None.
+
+    Returns:
+        [T, P, D + 1]: composited features and, last, the pixel's accumulated alpha.
+    """
+    weights = blend_chunk(means2d, conics, opacities, ids, valid, origin, monomials, absgrad_sink).weights
     composited = weights.transpose(1, 2) @ features[ids]  # [T, P, D]
     return torch.cat([composited, weights.sum(dim=1)[..., None]], dim=-1)
 
 
-def _plan_chunks(counts: Tensor, pixels_per_tile: int, chunk_elements: int) -> List[Tuple[int, int]]:
+def plan_chunks(isects: TileIntersections, chunk_elements: int, dtype: torch.dtype) -> List[TileChunk]:
+    """Cut the non-empty tiles into chunks of at most ~``chunk_elements`` tiles x Gaussians x pixels.
+
+    Tiles are sorted by decreasing Gaussian count so that each chunk's padding is small.
+    """
+    ts = isects.tile_size
+    pixels = ts * ts
+    starts = isects.isect_offsets.flatten().long()
+    ends = torch.cat([starts[1:], starts.new_tensor([isects.flatten_ids.numel()])])
+    counts = ends - starts
+    active = torch.nonzero(counts > 0).flatten()
+    active = active[torch.argsort(counts[active], descending=True, stable=True)]
+    chunks = []
+    for begin, end in _chunk_ranges(counts[active], pixels, chunk_elements):
+        tiles = active[begin:end]
+        slots = torch.arange(int(counts[tiles[0]]), device=starts.device)
+        valid = slots[None, :] < counts[tiles][:, None]
+        ids = isects.flatten_ids[torch.where(valid, starts[tiles][:, None] + slots[None, :], 0)]
+        in_camera = tiles % (isects.tile_width * isects.tile_height)
+        origin = torch.stack([in_camera % isects.tile_width, in_camera // isects.tile_width], dim=-1) * ts
+        chunks.append(TileChunk(tiles=tiles, ids=ids, valid=valid, origin=origin.to(dtype)))
+    return chunks
+
+
+def _chunk_ranges(counts: Tensor, pixels_per_tile: int, chunk_elements: int) -> List[Tuple[int, int]]:
     """Split tiles, sorted by decreasing Gaussian count, into [start, end) runs of bounded size."""
     chunks, start, n = [], 0, counts.numel()
     counts_list = counts.tolist()
@@ -119,6 +187,23 @@ def _plan_chunks(counts: Tensor, pixels_per_tile: int, chunk_elements: int) -> L
         chunks.append((start, end))
         start = end
     return chunks
+
+
+def image_to_tiles(image: Tensor, tile_size: int, tile_width: int, tile_height: int) -> Tensor:
+    """[C, H, W, D] images to [C * TH * TW, P, D] per tile (P = tile_size^2, row-major), zero-padded
+    beyond the image; the inverse of ``tiles_to_image``."""
+    n_cameras, height, width, dim = image.shape
+    padded = image.new_zeros(n_cameras, tile_height * tile_size, tile_width * tile_size, dim)
+    padded[:, :height, :width] = image
+    tiles = padded.reshape(n_cameras, tile_height, tile_size, tile_width, tile_size, dim).permute(0, 1, 3, 2, 4, 5)
+    return tiles.reshape(n_cameras * tile_height * tile_width, tile_size * tile_size, dim)
+
+
+def tiles_to_image(tiles: Tensor, n_cameras: int, tile_size: int, tile_width: int, tile_height: int) -> Tensor:
+    """[C * TH * TW, P, D] per-tile pixels to [C, TH * tile_size, TW * tile_size, D] images (uncropped)."""
+    dim = tiles.shape[-1]
+    image = tiles.reshape(n_cameras, tile_height, tile_width, tile_size, tile_size, dim)
+    return image.permute(0, 1, 3, 2, 4, 5).reshape(n_cameras, tile_height * tile_size, tile_width * tile_size, dim)
 
 
 def composite_tiles(
@@ -148,45 +233,29 @@ def composite_tiles(
     """
     n_cameras, n_gauss, dim = features.shape
     ts = isects.tile_size
-    pixels = ts * ts
     flat_means, flat_conics = means2d.reshape(-1, 2), conics.reshape(-1, 3)
     flat_opac, flat_feat = opacities.reshape(-1), features.reshape(-1, dim)
     sink = absgrad_sink.view(-1, 2) if absgrad_sink is not None else None
-    monomials = _monomials(ts, means2d.dtype, means2d.device)
+    monomials = tile_monomials(ts, means2d.dtype, means2d.device)
 
-    starts = isects.isect_offsets.flatten().long()
-    ends = torch.cat([starts[1:], starts.new_tensor([isects.flatten_ids.numel()])])
-    counts = ends - starts
-    active = torch.nonzero(counts > 0).flatten()
-    active = active[torch.argsort(counts[active], descending=True, stable=True)]
-
-    chunks = _plan_chunks(counts[active], pixels, chunk_elements)
+    chunks = plan_chunks(isects, chunk_elements, means2d.dtype)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (means2d, conics, opacities, features))
     outputs = []
-    for begin, end in chunks:
-        tiles = active[begin:end]
-        k = int(counts[tiles[0]])
-        slots = torch.arange(k, device=means2d.device)
-        valid = slots[None, :] < counts[tiles][:, None]
-        ids = isects.flatten_ids[torch.where(valid, starts[tiles][:, None] + slots[None, :], 0)]
-        in_camera = tiles % (isects.tile_width * isects.tile_height)
-        origin = torch.stack([in_camera % isects.tile_width, in_camera // isects.tile_width], dim=-1) * ts
+    for chunk in chunks:
         # The sink is written during backward, so it is bound here rather than saved as an input.
-        chunk = partial(_composite_chunk, absgrad_sink=sink)
-        args = (flat_means, flat_conics, flat_opac, flat_feat, ids, valid, origin.to(means2d.dtype), monomials)
+        composite = partial(_composite_chunk, absgrad_sink=sink)
+        args = (flat_means, flat_conics, flat_opac, flat_feat, chunk.ids, chunk.valid, chunk.origin, monomials)
         if needs_grad and len(chunks) > 1:
-            outputs.append(checkpoint(chunk, *args, use_reentrant=False))
+            outputs.append(checkpoint(composite, *args, use_reentrant=False))
         else:
-            outputs.append(chunk(*args))
+            outputs.append(composite(*args))
 
-    full = features.new_zeros(isects.n_tiles, pixels, dim + 1)
+    full = features.new_zeros(isects.n_tiles, ts * ts, dim + 1)
     if outputs:
-        full = full.index_copy(0, active, torch.cat(outputs))
+        full = full.index_copy(0, torch.cat([chunk.tiles for chunk in chunks]), torch.cat(outputs))
     elif needs_grad:
         # Nothing is visible: keep the (all-zero) image attached to the graph so a loss on it can
         # still call backward(), as with gsplat.
         full = full + 0.0 * flat_opac.sum()
-    image = full.reshape(n_cameras, isects.tile_height, isects.tile_width, ts, ts, dim + 1)
-    image = image.permute(0, 1, 3, 2, 4, 5).reshape(n_cameras, isects.tile_height * ts, -1, dim + 1)
-    image = image[:, :height, :width]
+    image = tiles_to_image(full, n_cameras, ts, isects.tile_width, isects.tile_height)[:, :height, :width]
     return image[..., :dim], image[..., dim:]

@@ -9,15 +9,16 @@ Same arguments, same outputs and the same ``info`` keys that splatfacto and gspl
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Dict, Literal, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from nerfstudio_trim.core.raster.composite import DEFAULT_CHUNK_ELEMENTS, composite_tiles
-from nerfstudio_trim.core.raster.projection import project_gaussians
+from nerfstudio_trim.core.raster.projection import Projection, project_gaussians
 from nerfstudio_trim.core.raster.sh import eval_sh
-from nerfstudio_trim.core.raster.tiles import intersect_tiles, subdivide_tiles
+from nerfstudio_trim.core.raster.tiles import TileIntersections, intersect_tiles, subdivide_tiles
 
 SUBTILE_SIZE = 8  # compositing granularity; the result is that of gsplat's tile_size
 
@@ -42,6 +43,66 @@ def _colors(
     dirs = means[None, :, :] - campos[:, None, :]  # [C, N, 3]
     coeffs = colors if colors.dim() == 4 else colors[None].expand(n_cameras, -1, -1, -1)
     return torch.clamp_min(eval_sh(sh_degree, dirs, coeffs) + 0.5, 0.0)
+
+
+@dataclass
+class ScreenSpace:
+    """The Gaussians as the compositing sees them, for C cameras."""
+
+    projection: Projection  # [C, N] screen-space centres, conics, depths, radii
+    opacities: Tensor  # [C, N] opacity per view (times the antialiasing compensation)
+    features: Tensor  # [C, N, D] what is composited (colours, depth or both)
+    isects: TileIntersections  # Gaussian/tile lists at gsplat's tile size (reported in ``info``)
+    work: TileIntersections  # the lists that are composited: ``isects`` split into sub-tiles when possible
+
+
+def screen_space(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    colors: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    radius_clip: float = 0.0,
+    eps2d: float = 0.3,
+    sh_degree: Optional[int] = None,
+    tile_size: int = 16,
+    render_mode: RenderMode = "RGB",
+    rasterize_mode: RasterizeMode = "classic",
+) -> ScreenSpace:
+    """Projection, per-view colours and sorted tile lists: everything before the compositing.
+
+    Arguments as ``rasterization``'s (which calls this); ``render_mode`` decides the features.
+    """
+    n_cameras = viewmats.shape[0]
+    proj = project_gaussians(
+        means, quats, scales, viewmats, Ks, width, height,
+        eps2d=eps2d, near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip,
+        antialiased=rasterize_mode == "antialiased",
+    )  # fmt: skip
+    view_opacities = opacities[None].expand(n_cameras, -1)
+    if proj.compensations is not None:
+        view_opacities = view_opacities * proj.compensations
+
+    depth = proj.depths[..., None]
+    if render_mode in ("D", "ED"):
+        features = depth
+    else:
+        features = _colors(means, colors, viewmats, sh_degree, n_cameras)
+        if render_mode in ("RGB+D", "RGB+ED"):
+            features = torch.cat([features, depth], dim=-1)
+
+    tile_width, tile_height = math.ceil(width / tile_size), math.ceil(height / tile_size)
+    isects = intersect_tiles(proj.means2d, proj.radii, proj.depths, tile_size, tile_width, tile_height)
+    work = isects
+    if tile_size % SUBTILE_SIZE == 0:
+        work = subdivide_tiles(isects, proj.means2d, proj.conics, view_opacities, SUBTILE_SIZE)
+    return ScreenSpace(projection=proj, opacities=view_opacities, features=features, isects=isects, work=work)
 
 
 def rasterization(
@@ -104,33 +165,15 @@ def rasterization(
         raise ValueError(f"unknown render_mode {render_mode!r}")
     if rasterize_mode not in ("classic", "antialiased"):
         raise ValueError(f"unknown rasterize_mode {rasterize_mode!r}")
-    n_cameras = viewmats.shape[0]
-
-    proj = project_gaussians(
-        means, quats, scales, viewmats, Ks, width, height,
-        eps2d=eps2d, near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip,
-        antialiased=rasterize_mode == "antialiased",
+    screen = screen_space(
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+        near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, eps2d=eps2d, sh_degree=sh_degree,
+        tile_size=tile_size, render_mode=render_mode, rasterize_mode=rasterize_mode,
     )  # fmt: skip
-    view_opacities = opacities[None].expand(n_cameras, -1)
-    if proj.compensations is not None:
-        view_opacities = view_opacities * proj.compensations
-
-    depth = proj.depths[..., None]
-    if render_mode in ("D", "ED"):
-        features = depth
-    else:
-        features = _colors(means, colors, viewmats, sh_degree, n_cameras)
-        if render_mode in ("RGB+D", "RGB+ED"):
-            features = torch.cat([features, depth], dim=-1)
-
-    tile_width, tile_height = math.ceil(width / tile_size), math.ceil(height / tile_size)
-    isects = intersect_tiles(proj.means2d, proj.radii, proj.depths, tile_size, tile_width, tile_height)
-    work = isects
-    if tile_size % SUBTILE_SIZE == 0:
-        work = subdivide_tiles(isects, proj.means2d, proj.conics, view_opacities, SUBTILE_SIZE)
+    proj, isects, n_cameras = screen.projection, screen.isects, viewmats.shape[0]
     sink = torch.zeros_like(proj.means2d, requires_grad=False) if absgrad else None
     render, alphas = composite_tiles(
-        proj.means2d, proj.conics, view_opacities, features, work, width, height,
+        proj.means2d, proj.conics, screen.opacities, screen.features, screen.work, width, height,
         absgrad_sink=sink, chunk_elements=chunk_elements,
     )  # fmt: skip
 
@@ -153,9 +196,9 @@ def rasterization(
         "means2d": means2d,
         "depths": proj.depths,
         "conics": proj.conics,
-        "opacities": view_opacities,
-        "tile_width": tile_width,
-        "tile_height": tile_height,
+        "opacities": screen.opacities,
+        "tile_width": isects.tile_width,
+        "tile_height": isects.tile_height,
         "tiles_per_gauss": isects.tiles_per_gauss,
         "flatten_ids": isects.flatten_ids,
         "isect_offsets": isects.isect_offsets,

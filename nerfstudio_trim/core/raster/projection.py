@@ -106,3 +106,52 @@ def project_gaussians(
         keep &= (u + radius > 0) & (u - radius < width) & (v + radius > 0) & (v - radius < height)
         radii = torch.where(keep, radius, torch.zeros_like(radius)).to(torch.int32)
     return Projection(radii=radii, means2d=means2d, depths=depth, conics=conics, compensations=compensations)
+
+
+def screen_jacobian(
+    means: Tensor,
+    quats: Tensor,
+    log_scales: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    eps2d: float = 0.3,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    antialiased: bool = False,
+) -> Tensor:
+    """Per camera and Gaussian, the Jacobian of its screen-space quantities with respect to its mean and
+    log-scale (splatfacto's trained parameterisation), by autograd through ``project_gaussians``.
+
+    Rows: mean2d x, y (pixels), conic a, b, c (pixels^-2), log compensation (0 unless ``antialiased``;
+    also 0 where the compensation is 0). Columns: mean x, y, z (world units), log scale x, y, z.
+    Each Gaussian's outputs depend on its own inputs only, so one backward pass per (camera, row)
+    gives that row for all Gaussians.
+
+    Args:
+        means: [N, 3]; quats: [N, 4]; log_scales: [N, 3]; viewmats: [C, 4, 4]; Ks: [C, 3, 3].
+        width, height, eps2d, near_plane, far_plane, antialiased: as ``project_gaussians``.
+
+    Returns:
+        [C, N, 6, 6].
+    """
+    with torch.enable_grad():
+        means, log_scales = means.detach().requires_grad_(True), log_scales.detach().requires_grad_(True)
+        proj = project_gaussians(
+            means, quats.detach(), torch.exp(log_scales), viewmats, Ks, width, height,
+            eps2d=eps2d, near_plane=near_plane, far_plane=far_plane, antialiased=antialiased,
+        )  # fmt: skip
+        quantities = [proj.means2d, proj.conics]
+        if proj.compensations is not None:
+            quantities.append(torch.log(proj.compensations.clamp(min=torch.finfo(means.dtype).tiny))[..., None])
+        outputs = torch.cat(quantities, dim=-1)  # [C, N, 5 or 6]
+        jacobian = means.new_zeros(outputs.shape[0], means.shape[0], 6, 6)
+        for camera in range(outputs.shape[0]):
+            for row in range(outputs.shape[-1]):
+                grads = torch.autograd.grad(outputs[camera, :, row].sum(), (means, log_scales), retain_graph=True)
+                jacobian[camera, :, row] = torch.cat(grads, dim=-1)
+    if proj.compensations is not None:
+        visible = (proj.compensations > 0)[..., None]
+        jacobian[..., 5, :] = torch.where(visible, jacobian[..., 5, :], torch.zeros_like(jacobian[..., 5, :]))
+    return jacobian

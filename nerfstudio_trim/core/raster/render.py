@@ -4,6 +4,7 @@ decoded file, so both render the same way."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
@@ -23,6 +24,48 @@ def viewmats_from_camera_to_worlds(camera_to_worlds: Tensor) -> Tensor:
     return viewmats
 
 
+@dataclass
+class SplatInputs:
+    """splatfacto's parameters after their activations: what the rasterizer takes."""
+
+    means: Tensor  # [N, 3] world positions
+    quats: Tensor  # [N, 4] (w, x, y, z), unnormalised
+    scales: Tensor  # [N, 3] linear scales (world units)
+    opacities: Tensor  # [N] in (0, 1)
+    colors: Tensor  # [N, K, 3] SH coefficients when sh_degree is set, else [N, D] colours
+    sh_degree: Optional[int]  # SH degree to evaluate, or None for plain colours
+
+
+def splat_inputs(
+    params: Mapping[str, Tensor],
+    sh_degree: int,
+    active_sh_degree: Optional[int] = None,
+    colors: Optional[Tensor] = None,
+) -> SplatInputs:
+    """Activate splatfacto parameters (means [N, 3], log scales [N, 3], quats [N, 4], opacity logits
+    [N, 1], features_dc [N, 3], features_rest [N, K, 3]) as splatfacto does.
+
+    ``sh_degree`` is the model's; ``active_sh_degree`` the degree used now (splatfacto raises it during
+    training; default: all of it). With degree 0 the colours are sigmoid(features_dc). ``colors`` [N, D]
+    replaces the colours (e.g. a heat map).
+    """
+    degree: Optional[int] = None
+    if colors is None:
+        colors = torch.cat([params["features_dc"][:, None, :], params["features_rest"]], dim=1)
+        if sh_degree > 0:
+            degree = sh_degree if active_sh_degree is None else active_sh_degree
+        else:
+            colors = torch.sigmoid(colors).squeeze(1)
+    return SplatInputs(
+        means=params["means"],
+        quats=params["quats"],
+        scales=torch.exp(params["scales"]),
+        opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
+        colors=colors,
+        sh_degree=degree,
+    )
+
+
 def rasterize_parameters(
     params: Mapping[str, Tensor],
     camera_to_worlds: Tensor,
@@ -36,32 +79,21 @@ def rasterize_parameters(
     rasterize_mode: RasterizeMode = "classic",
     absgrad: bool = False,
 ) -> Tuple[Tensor, Tensor, Dict[str, Any]]:
-    """Render splatfacto parameters (means [N, 3], log scales [N, 3], quats [N, 4], opacity logits [N, 1],
-    features_dc [N, 3], features_rest [N, K, 3]) from cameras [C, 3, 4] (nerfstudio, OpenGL axes) with
-    intrinsics [C, 3, 3], as splatfacto does.
-
-    ``sh_degree`` is the model's; ``active_sh_degree`` the degree used now (splatfacto raises it during
-    training; default: all of it). With degree 0 the colours are sigmoid(features_dc). ``colors`` [N, D]
-    replaces the colours (e.g. a heat map). Returns gsplat's ([C, H, W, D], [C, H, W, 1] alphas, info).
-    """
-    degree: Optional[int] = None
-    if colors is None:
-        colors = torch.cat([params["features_dc"][:, None, :], params["features_rest"]], dim=1)
-        if sh_degree > 0:
-            degree = sh_degree if active_sh_degree is None else active_sh_degree
-        else:
-            colors = torch.sigmoid(colors).squeeze(1)
+    """Render splatfacto parameters (see ``splat_inputs``) from cameras [C, 3, 4] (nerfstudio, OpenGL
+    axes) with intrinsics [C, 3, 3], as splatfacto does. Returns gsplat's ([C, H, W, D],
+    [C, H, W, 1] alphas, info)."""
+    inputs = splat_inputs(params, sh_degree, active_sh_degree, colors)
     return rasterize(
-        means=params["means"],
-        quats=params["quats"],
-        scales=torch.exp(params["scales"]),
-        opacities=torch.sigmoid(params["opacities"]).squeeze(-1),
-        colors=colors,
+        means=inputs.means,
+        quats=inputs.quats,
+        scales=inputs.scales,
+        opacities=inputs.opacities,
+        colors=inputs.colors,
         viewmats=viewmats_from_camera_to_worlds(camera_to_worlds),
         Ks=Ks,
         width=width,
         height=height,
-        sh_degree=degree,
+        sh_degree=inputs.sh_degree,
         render_mode=render_mode,
         rasterize_mode=rasterize_mode,
         absgrad=absgrad,
