@@ -142,7 +142,8 @@ def test_decoded_ply_evaluates_as_the_file_and_other_parameters_as_themselves(ex
     ply = tmp_path / "scene.ply"
     assert ns("ns-trim", "decode", str(exported), "--output", str(ply), cwd=tmp_path).returncode == 0
     scene, cpu = read_file(exported), torch.device("cpu")
-    params, degree = read_ply(ply)
+    read = read_ply(ply)
+    params, degree = read.params, read.sh_degree
     assert degree == scene.sh_degree
     own, from_ply = evaluate_scene(scene, tiny_scene, cpu), evaluate_scene(scene, tiny_scene, cpu, gaussians=params)
     assert from_ply["psnr"] == own["psnr"] and from_ply["ssim"] == own["ssim"]

@@ -1,11 +1,19 @@
-"""The INRIA 3D Gaussian Splatting PLY, in the layout of nerfstudio 1.1.5's ``ns-export gaussian-splat``
-(binary little endian, float32 properties): x y z, nx ny nz (zeros), f_dc_0..2, f_rest_0..(3K-1)
-(channel-major: features_rest [N, K, 3] transposed to [N, 3, K]), opacity (logit), scale_0..2 (log),
-rot_0..3 (wxyz, unnormalised). Written in one vectorised block, not one vertex at a time."""
+"""The INRIA 3D Gaussian Splatting PLY: written in the layout of nerfstudio 1.1.5's ``ns-export gaussian-splat``
+(binary little endian, float32: x y z, nx ny nz (zeros), f_dc_0..2, f_rest_0..(3K-1) (channel-major:
+features_rest [N, K, 3] transposed to [N, 3, K]), opacity (logit), scale_0..2 (log), rot_0..3 (wxyz,
+unnormalised)), in one vectorised block; read from any trainer's or tool's PLY in that layout.
+
+Colours of SH degree 0 differ between conventions: splatfacto renders sigmoid(features_dc), while the 3DGS
+PLY convention (the INRIA trainer and every viewer) is colour = 0.5 + C0 * f_dc with C0 = 0.2821 (the
+SH basis' constant). Both directions convert, so a degree-0 scene from another trainer renders with its
+own colours here and our PLY shows right in other viewers. (nerfstudio's own exporter writes the raw
+logits, which other viewers show wrong.)
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Tuple
 
@@ -13,8 +21,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nerfstudio_trim.core.scene import sh_coefficients
 from nerfstudio_trim.core.files import write_atomic
+from nerfstudio_trim.core.quantize.gaussians import OPACITY_LOGIT_LIMIT
+from nerfstudio_trim.core.scene import sh_coefficients
+from nerfstudio_trim.errors import TrimError
+
+SH_C0 = 0.28209479177387814
+MAX_VERTICES = 50_000_000
+COLOUR_EPSILON = 1e-6
+"""Degree-0 colours read from a PLY are kept within [eps, 1 - eps] so that their logit is finite."""
 
 
 def ply_properties(sh_degree: int) -> List[str]:
@@ -38,13 +53,18 @@ def ply_size(count: int, sh_degree: int) -> int:
 
 def ply_bytes(params: Mapping[str, Tensor], sh_degree: int) -> bytes:
     """The PLY file of splatfacto parameters (means [N, 3], scales [N, 3], quats [N, 4], opacities [N, 1],
-    features_dc [N, 3], features_rest [N, K, 3])."""
+    features_dc [N, 3], features_rest [N, K, 3]); N may be 0 (a header and no vertices). Degree-0
+    colours are converted to the PLY convention (module docstring)."""
     count = int(params["means"].shape[0])
-    rest = params["features_rest"].detach().cpu().float().transpose(1, 2).reshape(count, -1)
+    features_dc = params["features_dc"].detach().cpu().float().reshape(count, 3)
+    if sh_degree == 0:
+        features_dc = (torch.sigmoid(features_dc) - 0.5) / SH_C0
+    features_rest = params["features_rest"].detach().cpu().float()
+    rest = features_rest.transpose(1, 2).reshape(count, 3 * features_rest.shape[1])  # also for N = 0
     columns = [
         params["means"].detach().cpu().float(),
         np.zeros((count, 3), dtype=np.float32),
-        params["features_dc"].detach().cpu().float().reshape(count, 3),
+        features_dc,
         rest,
         params["opacities"].detach().cpu().float().reshape(count, 1),
         params["scales"].detach().cpu().float(),
@@ -68,61 +88,97 @@ _PLY_TYPES = {
     "float": "<f4", "double": "<f8", "int8": "i1", "uint8": "u1", "int16": "<i2", "uint16": "<u2",
     "int32": "<i4", "uint32": "<u4", "float32": "<f4", "float64": "<f8",
 }  # fmt: skip
+REQUIRED = ("x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
+            "rot_0", "rot_1", "rot_2", "rot_3")  # fmt: skip
+KNOWN_UNUSED = ("nx", "ny", "nz")
+"""Properties of the INRIA layout that carry nothing (normals, written as zeros)."""
 
 
-def read_ply(path: Path) -> Tuple[Dict[str, Tensor], int]:
-    """Read a binary little-endian Gaussian-splat PLY in the INRIA layout, whoever wrote it (properties
-    found by name, in any order, any numeric type; other properties ignored): the splatfacto parameters
-    (as ``ply_bytes`` takes them, float32) and the SH degree. Raises ValueError on anything else."""
+class PlyError(TrimError):
+    """A PLY that is not a Gaussian-splat PLY this reader can use (the message says what it is)."""
+
+
+@dataclass
+class PlyScene:
+    """A Gaussian-splat PLY as read: splatfacto's parameters (float32) in the file's own frame."""
+
+    params: Dict[str, Tensor]
+    sh_degree: int
+    notes: List[str] = field(default_factory=list)
+    """What was changed or left out while reading (e.g. ignored properties, clamped opacities)."""
+
+
+def _header(path: Path, file) -> Tuple[str, List[Tuple[str, int, List[Tuple[str, str]]]]]:
+    """(format, [(element name, count, [(property name, numpy type)])]) of a PLY header."""
+    first = file.readline()
+    if first.strip() != b"ply":
+        raise PlyError(f"{path} is not a PLY file")
+    fmt, elements = "", []
+    for _ in range(100_000):  # a header's lines, bounded
+        line = file.readline()
+        if not line:
+            break
+        words = line.decode("ascii", errors="replace").split()
+        if words == ["end_header"]:
+            return fmt, elements
+        if words[:1] == ["format"]:
+            fmt = words[1] if len(words) > 1 else ""
+        elif words[:1] == ["element"]:
+            if len(words) != 3 or not words[2].isdigit():
+                raise PlyError(f"{path}: malformed element line {' '.join(words)[:80]!r}")
+            elements.append((words[1][:64], int(words[2]), []))
+        elif words[:1] == ["property"] and elements:
+            if len(words) == 3 and words[1] in _PLY_TYPES:
+                elements[-1][2].append((words[2][:64], _PLY_TYPES[words[1]]))
+            else:
+                elements[-1][2].append((" ".join(words[1:])[:64], ""))  # a list or unknown type
+    raise PlyError(f"{path} is not a PLY file with a complete header")
+
+
+def read_ply(path: Path) -> PlyScene:
+    """Read a binary little-endian Gaussian-splat PLY in the INRIA layout, whoever wrote it (properties found
+    by name, in any order, any numeric type; other properties ignored and named in ``notes``; Mip-Splatting's
+    3D filter folded into scales and opacities; opacities of +-inf clamped and counted; degree-0 colours
+    converted, see the module docstring).
+
+    Raises:
+        PlyError: anything else, with what the file is and, where there is one, how to convert it.
+    """
     with open(path, "rb") as file:
-        header = []
-        for _ in range(10_000):  # a header's lines, bounded
-            line = file.readline()
-            if not line or line.strip() == b"end_header":
-                break
-            header.append(line.decode("ascii", errors="replace").split())
-        if not header or header[0] != ["ply"] or line.strip() != b"end_header":
-            raise ValueError(f"{path} is not a PLY file with a complete header")
-        fmt, count, properties = None, None, []
-        for words in header[1:]:
-            if words[:1] == ["format"]:
-                fmt = words[1]
-            elif words[:1] == ["element"]:
-                if count is not None:
-                    break  # only the first element (vertex) is read; it comes first in splat PLYs
-                if words[1:2] != ["vertex"]:
-                    raise ValueError(f"{path}: the first element is not vertex")
-                count = int(words[2]) if words[2:3] and words[2].isdigit() else -1
-                if count < 0:
-                    raise ValueError(f"{path}: the vertex count is not a number")
-            elif words[:1] == ["property"] and count is not None:
-                if len(words) != 3 or words[1] not in _PLY_TYPES:
-                    raise ValueError(f"{path}: unsupported vertex property {' '.join(words[1:])!r}")
-                properties.append((words[2], _PLY_TYPES[words[1]]))
-        if fmt != "binary_little_endian" or count is None:
-            raise ValueError(f"{path}: only binary little-endian PLY with a vertex element is supported")
-        if count > 50_000_000:
-            raise ValueError(f"{path}: {count:,} vertices is more than this reader accepts (50,000,000)")
+        fmt, elements = _header(path, file)
+        names = [name for name, _, _ in elements]
+        if "chunk" in names and any(p == "packed_position" for _, _, props in elements for p, _ in props):
+            raise PlyError(f"{path} is a PlayCanvas compressed PLY (SuperSplat, splat-transform): convert it to a "
+                           "standard one first, e.g. `splat-transform in.compressed.ply out.ply`")  # fmt: skip
+        if fmt != "binary_little_endian":
+            raise PlyError(f"{path} is a {fmt or 'malformed'} PLY: only binary_little_endian is supported")
+        if not elements or elements[0][0] != "vertex":
+            raise PlyError(f"{path}: the first element is {elements[0][0] if elements else 'missing'!r}, not vertex")
+        _, count, properties = elements[0]
+        if count > MAX_VERTICES:
+            raise PlyError(f"{path}: {count:,} vertices is more than this reader accepts ({MAX_VERTICES:,})")
+        unusable = [name for name, kind in properties if not kind]
+        if unusable:
+            raise PlyError(f"{path}: unsupported vertex property {unusable[0]!r}")
         table = np.fromfile(file, dtype=np.dtype(properties), count=count)
     if table.shape[0] != count:
-        raise ValueError(f"{path}: {table.shape[0]:,} of {count:,} vertices present, the file is truncated")
-    names = set(table.dtype.names or ())
-    rest_names = sorted((n for n in names if n.startswith("f_rest_")), key=lambda n: (len(n), n))
-    required = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", *(f"scale_{i}" for i in range(3)),
-                *(f"rot_{i}" for i in range(4))]  # fmt: skip
-    missing = [n for n in required if n not in names]
-    coefficients = len(rest_names) // 3
-    degree = math.isqrt(coefficients + 1) - 1
+        raise PlyError(f"{path}: {table.shape[0]:,} of {count:,} vertices present, the file is truncated")
+    present = set(table.dtype.names or ())
+    rest_names = sorted((n for n in present if n.startswith("f_rest_")), key=lambda n: (len(n), n))
+    missing = [n for n in REQUIRED if n not in present]
+    degree = math.isqrt(len(rest_names) // 3 + 1) - 1
     if missing or 3 * sh_coefficients(degree) != len(rest_names) or rest_names != [f"f_rest_{i}" for i in range(len(rest_names))]:
-        raise ValueError(f"{path} is not a Gaussian-splat PLY (missing {missing or 'a complete f_rest_* set'})")
+        what = f"missing {', '.join(missing[:6])}" if missing else f"{len(rest_names)} f_rest_* properties are not an SH degree"
+        raise PlyError(f"{path} is not a 3D Gaussian-splat PLY in the INRIA layout ({what})")
 
     def columns(*selected: str) -> Tensor:
-        """[N, len(selected)] float32."""
+        """[N, len(selected)] float32 (float64 sources rounded once)."""
         stacked = np.empty((count, len(selected)), dtype=np.float32)
         for index, name in enumerate(selected):
             stacked[:, index] = table[name]
         return torch.from_numpy(stacked)
 
+    coefficients = len(rest_names) // 3
     params = {
         "means": columns("x", "y", "z"),
         "scales": columns("scale_0", "scale_1", "scale_2"),
@@ -131,4 +187,33 @@ def read_ply(path: Path) -> Tuple[Dict[str, Tensor], int]:
         "features_dc": columns("f_dc_0", "f_dc_1", "f_dc_2"),
         "features_rest": columns(*rest_names).reshape(count, 3, coefficients).transpose(1, 2).contiguous(),
     }
-    return params, degree
+    notes: List[str] = []
+    if "filter_3D" in present:  # Mip-Splatting: the renderer widens each Gaussian by its 3D filter
+        params["scales"], params["opacities"] = _fold_3d_filter(params["scales"], params["opacities"], columns("filter_3D"))
+        notes.append("Mip-Splatting's filter_3D folded into the scales and opacities")
+    for name, value in params.items():
+        finite = torch.isfinite(value) | (torch.isinf(value) & (name == "opacities"))
+        if not bool(finite.all()):
+            raise PlyError(f"{path}: {int((~finite).any(-1).sum()):,} Gaussians have NaN or infinite {name}")
+    infinite = torch.isinf(params["opacities"])
+    if bool(infinite.any()):
+        params["opacities"] = params["opacities"].clamp(-OPACITY_LOGIT_LIMIT, OPACITY_LOGIT_LIMIT)
+        notes.append(f"{int(infinite.sum()):,} opacities of +-inf (fully opaque or transparent) clamped to "
+                     f"+-{OPACITY_LOGIT_LIMIT:g} (opacity {1 / (1 + math.exp(OPACITY_LOGIT_LIMIT)):.1e} from 0 and 1)")  # fmt: skip
+    if degree == 0:
+        colour = (0.5 + SH_C0 * params["features_dc"]).clamp(COLOUR_EPSILON, 1 - COLOUR_EPSILON)
+        params["features_dc"] = torch.logit(colour)
+    ignored = sorted(present - set(REQUIRED) - set(rest_names) - set(KNOWN_UNUSED) - {"filter_3D"})
+    if ignored:
+        notes.append(f"ignored per-Gaussian properties: {', '.join(ignored[:12])}{', ...' if len(ignored) > 12 else ''}")
+    return PlyScene(params=params, sh_degree=degree, notes=notes)
+
+
+def _fold_3d_filter(log_scales: Tensor, logits: Tensor, filter_3d: Tensor) -> Tuple[Tensor, Tensor]:
+    """Mip-Splatting's 3D filter made part of the Gaussian: variances s^2 + f^2 per axis, opacity times
+    sqrt(prod(s^2) / prod(s^2 + f^2)) (what its renderer computes)."""
+    variances = torch.exp(2 * log_scales)
+    widened = variances + filter_3d.square()
+    factor = torch.sqrt(variances.prod(dim=-1, keepdim=True) / widened.prod(dim=-1, keepdim=True))
+    opacity = (torch.sigmoid(logits) * factor).clamp(COLOUR_EPSILON, 1 - COLOUR_EPSILON)
+    return 0.5 * torch.log(widened), torch.logit(opacity)
