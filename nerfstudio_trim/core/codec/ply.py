@@ -38,9 +38,10 @@ def ply_size(count: int, sh_degree: int) -> int:
 
 def ply_bytes(params: Mapping[str, Tensor], sh_degree: int) -> bytes:
     """The PLY file of splatfacto parameters (means [N, 3], scales [N, 3], quats [N, 4], opacities [N, 1],
-    features_dc [N, 3], features_rest [N, K, 3])."""
+    features_dc [N, 3], features_rest [N, K, 3]); N may be 0 (a header and no vertices)."""
     count = int(params["means"].shape[0])
-    rest = params["features_rest"].detach().cpu().float().transpose(1, 2).reshape(count, -1)
+    features_rest = params["features_rest"].detach().cpu().float()
+    rest = features_rest.transpose(1, 2).reshape(count, 3 * features_rest.shape[1])  # also for N = 0
     columns = [
         params["means"].detach().cpu().float(),
         np.zeros((count, 3), dtype=np.float32),
