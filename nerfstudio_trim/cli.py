@@ -20,12 +20,14 @@ import numpy as np
 import tyro
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from typing_extensions import Annotated
 
 from nerfstudio_trim.bench import Bench
 from nerfstudio_trim.core.codec.nstrim import read_file, read_file_with_header
-from nerfstudio_trim.core.files import check_writable, make_dir
+from nerfstudio_trim.core.files import check_output, make_dir
 from nerfstudio_trim.core.codec.ply import ply_size, write_ply
+from nerfstudio_trim.core.text import printable
 from nerfstudio_trim.errors import install_excepthook
 
 console = Console()
@@ -41,26 +43,34 @@ class Info:
     def main(self) -> None:
         header, scene = read_file_with_header(self.file)  # checksum, limits and every stream verified
         size, count = self.file.stat().st_size, header["count"]
-        console.print(f"[bold]{self.file}[/bold]: {count:,} Gaussians, SH degree {header['sh_degree']}, "
-                      f"{size:,} bytes ({size / max(count, 1):.1f} bytes per Gaussian)", highlight=False)  # fmt: skip
+        summary = (f": {count:,} Gaussians, SH degree {header['sh_degree']}, {size:,} bytes "
+                   f"({size / max(count, 1):.1f} bytes per Gaussian)")  # fmt: skip
+        console.print(Text.assemble((printable(self.file), "bold"), summary))
         table = Table("attribute", "dtype", "shape", "encoding", "raw bytes", "stored bytes", "bytes/Gaussian", "share")
         for entry in header["attributes"]:
             raw = count * math.prod(entry["shape"]) * np.dtype(entry["dtype"]).itemsize
             stored = entry["compressed_bytes"]
             encoding = entry["encoding"] + (f" per {entry['granularity']}" if "granularity" in entry else "")
-            table.add_row(entry["name"], entry["dtype"], str(entry["shape"]), encoding, f"{raw:,}", f"{stored:,}",
-                          f"{stored / max(count, 1):.2f}", f"{stored / size:.1%}")  # fmt: skip
+            cells = (entry["name"], entry["dtype"], entry["shape"], encoding, f"{raw:,}", f"{stored:,}",
+                     f"{stored / max(count, 1):.2f}", f"{stored / size:.1%}")  # fmt: skip
+            table.add_row(*(Text(printable(cell)) for cell in cells))
         overhead = size - sum(entry["compressed_bytes"] for entry in header["attributes"])
         table.add_row("header + preamble", "", "", "", "", f"{overhead:,}", "", f"{overhead / size:.1%}")
         console.print(table)
-        console.print(f"PLY of the same Gaussians: {ply_size(count, scene.sh_degree):,} bytes "
-                      f"({ply_size(count, scene.sh_degree) / size:.1f}x larger)", highlight=False)  # fmt: skip
+        print_plain(f"PLY of the same Gaussians: {ply_size(count, scene.sh_degree):,} bytes "
+                    f"({ply_size(count, scene.sh_degree) / size:.1f}x larger)")  # fmt: skip
         frame = header["frame"]
-        console.print(f"frame: {frame['name']}, dataparser scale {frame['dataparser_scale']:.6g}, "
-                      f"transform {frame['dataparser_transform']}", highlight=False)  # fmt: skip
-        console.print(f"render: {header['render']}", highlight=False)
+        print_plain(f"frame: {printable(frame['name'])}, dataparser scale {frame['dataparser_scale']:.6g}, "
+                    f"transform {frame['dataparser_transform']}")  # fmt: skip
+        print_plain(f"render: {printable(header['render'])}")
         if header.get("source"):
-            console.print(f"source: {header['source']}", highlight=False)
+            print_plain(f"source: {printable(header['source'])}")
+
+
+def print_plain(line: str) -> None:
+    """Print one line as it is, not as rich markup, emoji codes or highlighted (it holds text from files
+    and paths, already made ``printable``)."""
+    console.print(Text(line))
 
 
 @dataclass
@@ -73,11 +83,11 @@ class Decode:
     """The PLY to write (replaced atomically if it exists)."""
 
     def main(self) -> None:
-        check_writable(self.output.parent)
+        check_output(self.output, self.file)
         scene = read_file(self.file)
         make_dir(self.output.parent)
         size = write_ply(self.output, scene.gaussians.dequantize(), scene.sh_degree)
-        console.print(f"wrote {self.output}: {scene.gaussians.count:,} Gaussians, {size:,} bytes", highlight=False)
+        print_plain(f"wrote {printable(self.output)}: {scene.gaussians.count:,} Gaussians, {size:,} bytes")
 
 
 def _export() -> type:
