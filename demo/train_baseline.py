@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from nerfstudio_trim.nerfstudio.config_yaml import load_config
+
 REPO = Path(__file__).resolve().parents[1]
 SCENE = Path("demo/scene")
 PACKAGED = Path("demo/baseline")
@@ -45,7 +47,7 @@ TRAIN_ARGS = [
 def package(run_dir: Path, data: Path, target: Path) -> Path:
     """Copy a finished run's last checkpoint into ``target`` with a config.yml (data ``data``) that ns-eval
     and ``--load-checkpoint`` can use from the repository root. Returns the config path."""
-    config = yaml.load((run_dir / "config.yml").read_text(), Loader=yaml.Loader)  # our own file
+    config = load_config(run_dir / "config.yml")
     config.output_dir, config.experiment_name, config.timestamp = target.parent, target.name, ""
     config.data = config.pipeline.datamanager.data = config.pipeline.datamanager.dataparser.data = data
     config.load_checkpoint = None

@@ -24,12 +24,15 @@ from typing import Any, Dict, List, Literal, Optional, Tuple
 
 import torch
 from rich.console import Console
+from rich.text import Text
 
 from nerfstudio_trim.core.scene import sh_degree_of
-from nerfstudio_trim.core.files import check_writable, make_dir, write_atomic
+from nerfstudio_trim.core.files import check_output, make_dir, write_atomic
 from nerfstudio_trim.core.codec.ply import ply_size
+from nerfstudio_trim.core.text import printable
 from nerfstudio_trim.errors import TrimError
 from nerfstudio_trim.nerfstudio.checkpoints import gaussian_state, load_checkpoint
+from nerfstudio_trim.nerfstudio.config_yaml import load_config
 
 BIN = Path(sys.executable).parent
 console = Console()
@@ -40,7 +43,7 @@ def run(command: List[str], what: str, stream_prefix: Optional[str] = None) -> s
     """Run a command of this environment; its output is returned, or shown with one error line if it fails.
 
     ``stream_prefix``: print the output lines starting with it as they come (e.g. the trim log)."""
-    console.rule(what)
+    console.rule(Text(printable(what)))
     lines: List[str] = []
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
         assert process.stdout is not None
@@ -92,7 +95,7 @@ def trim_run(checkpoint: Path, data: Path, flags: List[str], output_dir: Path, d
     A run whose last checkpoint finished its trim schedule is kept; an unfinished one starts again."""
     run_dir = output_dir / "bench" / "splatfacto-trim" / "trimmed"
     if _trim_finished(run_dir):
-        console.rule(f"trim: done in {run_dir}, skipped")
+        console.rule(Text(f"trim: done in {printable(run_dir)}, skipped"))
         return run_dir, ""
     shutil.rmtree(run_dir, ignore_errors=True)
     log = run(
@@ -158,9 +161,11 @@ class Bench:
             raise TrimError(f"data path {self.data} does not exist")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise TrimError("no CUDA GPU is available on this machine; add --device cpu")
-        check_writable(self.output_dir)
-        make_dir(self.output_dir)
+        load_config(self.baseline)  # refused here if it holds more than a config: ns-eval would run it
         out = self.output_dir
+        for result in (out / "results.json", out / "results.md"):
+            check_output(result, self.baseline)
+        make_dir(self.output_dir)
         baseline_checkpoint = latest_checkpoint(self.baseline.parent)
         baseline_count, degree = count_gaussians(baseline_checkpoint)
         baseline = ns_eval(self.baseline, out / "baseline_eval.json")
@@ -195,5 +200,5 @@ class Bench:
         table = markdown(rows)
         write_atomic(out / "results.md", table.encode())
         console.print(table, markup=False, highlight=False, soft_wrap=True)
-        console.print(f"results: {out / 'results.json'}, {out / 'results.md'}")
+        console.print(Text(f"results: {printable(out / 'results.json')}, {printable(out / 'results.md')}"))
         return results

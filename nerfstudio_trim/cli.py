@@ -18,12 +18,14 @@ from typing import Union
 import tyro
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from typing_extensions import Annotated
 
 from nerfstudio_trim.bench import Bench
 from nerfstudio_trim.core.codec.nstrim import attribute_rows, read_file, read_file_with_header
-from nerfstudio_trim.core.files import check_writable, make_dir
+from nerfstudio_trim.core.files import check_output, make_dir
 from nerfstudio_trim.core.codec.ply import ply_size, write_ply
+from nerfstudio_trim.core.text import printable
 from nerfstudio_trim.errors import install_excepthook
 
 console = Console()
@@ -41,22 +43,30 @@ class Info:
         header, scene = read_file_with_header(self.file)  # checksums, schema, limits and every stream verified
         size, count = self.file.stat().st_size, scene.gaussians.count
         major, minor = header["version"]
-        console.print(f"{self.file}: format {major}.{minor}, {count:,} Gaussians, SH degree {scene.sh_degree}, "
-                      f"{size:,} bytes ({size / max(count, 1):.1f} bytes per Gaussian)", markup=False, highlight=False)  # fmt: skip
+        summary = (f": format {major}.{minor}, {count:,} Gaussians, SH degree {scene.sh_degree}, {size:,} bytes "
+                   f"({size / max(count, 1):.1f} bytes per Gaussian)")  # fmt: skip
+        console.print(Text.assemble((printable(self.file), "bold"), summary))
         table = Table("attribute", "coding", "stored bytes", "bytes/Gaussian", "share")
         rows = attribute_rows(header)
         for name, coding, stored in rows:
-            table.add_row(name, coding, f"{stored:,}", f"{stored / max(count, 1):.2f}", f"{stored / size:.1%}")
+            cells = (name, coding, f"{stored:,}", f"{stored / max(count, 1):.2f}", f"{stored / size:.1%}")
+            table.add_row(*(Text(printable(cell)) for cell in cells))
         overhead = size - sum(stored for _, _, stored in rows)
         table.add_row("header + preamble", "", f"{overhead:,}", f"{overhead / max(count, 1):.2f}", f"{overhead / size:.1%}")
         console.print(table)
         ply = ply_size(count, scene.sh_degree)
-        console.print(f"PLY of the same Gaussians: {ply:,} bytes ({ply / size:.1f}x larger)", highlight=False)
-        console.print(f"frame: {scene.frame}, dataparser scale {scene.dataparser_scale:.6g}, "
-                      f"transform {[list(row) for row in scene.dataparser_transform]}", markup=False, highlight=False)  # fmt: skip
-        console.print(f"render: background {list(scene.background)}, {scene.rasterize_mode}", markup=False, highlight=False)
+        print_plain(f"PLY of the same Gaussians: {ply:,} bytes ({ply / size:.1f}x larger)")
+        print_plain(f"frame: {scene.frame}, dataparser scale {scene.dataparser_scale:.6g}, "
+                    f"transform {[list(row) for row in scene.dataparser_transform]}")  # fmt: skip
+        print_plain(f"render: background {list(scene.background)}, {scene.rasterize_mode}")
         if scene.source:
-            console.print(f"source: {scene.source}", markup=False, highlight=False)
+            print_plain(f"source: {printable(scene.source)}")
+
+
+def print_plain(line: str) -> None:
+    """Print one line as it is, not as rich markup, emoji codes or highlighted (it holds text from files
+    and paths, already made ``printable``)."""
+    console.print(Text(line))
 
 
 @dataclass
@@ -69,11 +79,11 @@ class Decode:
     """The PLY to write (replaced atomically if it exists)."""
 
     def main(self) -> None:
-        check_writable(self.output.parent)
+        check_output(self.output, self.file)
         scene = read_file(self.file)
         make_dir(self.output.parent)
         size = write_ply(self.output, scene.gaussians.dequantize(), scene.sh_degree)
-        console.print(f"wrote {self.output}: {scene.gaussians.count:,} Gaussians, {size:,} bytes", highlight=False)
+        print_plain(f"wrote {printable(self.output)}: {scene.gaussians.count:,} Gaussians, {size:,} bytes")
 
 
 def _export() -> type:

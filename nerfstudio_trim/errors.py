@@ -6,6 +6,10 @@ import sys
 from types import TracebackType
 from typing import Callable, Optional, Type
 
+from nerfstudio_trim.core.text import printable
+
+ERROR_CHARS = 1000
+"""Longest ``error:`` line shown (characters after ``error: ``); longer messages are shortened in the middle."""
 _ExceptHook = Callable[[Type[BaseException], BaseException, Optional[TracebackType]], object]
 _previous_hook: Optional[_ExceptHook] = None
 
@@ -16,13 +20,14 @@ class TrimError(Exception):
 
 def _excepthook(exc_type: Type[BaseException], exc: BaseException, tb: Optional[TracebackType]) -> None:
     if isinstance(exc, TrimError):
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc, ERROR_CHARS)}", file=sys.stderr)
     else:
         (_previous_hook or sys.__excepthook__)(exc_type, exc, tb)
 
 
 def install_excepthook() -> None:
-    """Make an uncaught ``TrimError`` print one line; the interpreter then exits with status 1.
+    """Make an uncaught ``TrimError`` print one line, as plain text (control characters removed, bounded
+    length: ``core.text.printable``); the interpreter then exits with status 1.
 
     Installed when the plugin is imported, so it covers nerfstudio's own ``ns-*`` commands.
     Every other exception goes to the handler that was there before.

@@ -12,6 +12,7 @@ from nerfstudio.models.splatfacto import SplatfactoModel, get_viewmat
 
 from nerfstudio_trim.errors import TrimError
 from nerfstudio_trim.nerfstudio.checkpoints import GAUSSIAN_PARAMS, gaussian_state, load_checkpoint
+from nerfstudio_trim.nerfstudio.config_yaml import ConfigLoader, load_config
 from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
 from nerfstudio_trim.core.raster.render import viewmats_from_camera_to_worlds
 from nerfstudio_trim.nerfstudio.model import SplatfactoTrimModel
@@ -34,7 +35,7 @@ def truncated_checkpoint(source: Path, target: Path, keep: float) -> int:
 
 def trainer_from(run_config: Path, checkpoint: Path, output: Path, trim: bool = False):
     """A set-up Trainer that loads ``checkpoint``; by default plain fine-tuning (no trimming)."""
-    config = yaml.load(run_config.read_text(), Loader=yaml.Loader)
+    config = load_config(run_config)
     config.load_checkpoint, config.output_dir = checkpoint, output
     config.pipeline.model.trim.enabled = trim
     trainer = config.setup(local_rank=0, world_size=1)
@@ -200,9 +201,9 @@ def test_config_written_before_a_field_existed_still_loads():
 
     config = SplatfactoTrimModelConfig(sh_degree=2)
     text = yaml.dump(config)
-    old = yaml.load(text, Loader=yaml.Loader)
+    old = yaml.load(text, Loader=ConfigLoader)
     del old.__dict__["trim"]  # as if written by a version without trimming
-    reloaded = yaml.load(yaml.dump(old), Loader=yaml.Loader)
+    reloaded = yaml.load(yaml.dump(old), Loader=ConfigLoader)
     assert reloaded.sh_degree == 2 and reloaded.trim.enabled and reloaded.trim.prune_fraction == 0.05
     trim = yaml.load(yaml.dump(config.trim), Loader=yaml.Loader)
     trim.__dict__["sh_quantization"] = "channel"  # a field of an older version

@@ -129,3 +129,22 @@ def test_refuses_what_is_not_a_usable_splat_ply_in_one_line(tmp_path, what, chan
     with pytest.raises(PlyError, match=message) as error:
         read_ply(path)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("degree", [0, 3])
+def test_a_scene_of_no_gaussians_decodes_to_an_empty_ply(tmp_path, degree):
+    from plyfile import PlyData
+
+    from nerfstudio_trim.cli import Decode
+    from nerfstudio_trim.core.codec.nstrim import encode
+    from tests.test_codec import scene_of
+
+    scene = tmp_path / "empty.nstrim"
+    scene.write_bytes(encode(scene_of(0, degree)))
+    ply = tmp_path / "empty.ply"
+    Decode(scene, ply).main()
+    read = read_ply(ply)
+    assert read.sh_degree == degree and all(value.shape[0] == 0 for value in read.params.values())
+    assert read.params["features_rest"].shape == (0, (degree + 1) ** 2 - 1, 3)
+    vertices = PlyData.read(str(ply))["vertex"]
+    assert vertices.count == 0 and len(vertices.properties) == 17 + 3 * ((degree + 1) ** 2 - 1)

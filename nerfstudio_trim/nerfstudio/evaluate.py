@@ -19,14 +19,16 @@ from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatama
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 from rich.progress import track
+from rich.text import Text
 from torch import Tensor
 from pytorch_msssim import SSIM
 from torchmetrics.image import PeakSignalNoiseRatio
 
 from nerfstudio_trim.core.codec.nstrim import read_file
 from nerfstudio_trim.core.scene import SplatScene, sh_degree_of
-from nerfstudio_trim.core.files import check_writable, make_dir, write_atomic
+from nerfstudio_trim.core.files import check_output, make_dir, write_atomic
 from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters
+from nerfstudio_trim.core.text import printable
 from nerfstudio_trim.core.timing import timed
 from nerfstudio_trim.errors import TrimError
 from nerfstudio_trim.nerfstudio.checks import check_data
@@ -78,12 +80,12 @@ class EvaluateFile:
         if self.device == "cuda" and not torch.cuda.is_available():
             raise TrimError("no CUDA GPU is available on this machine; add --device cpu")
         if self.output_path is not None:
-            check_writable(self.output_path.parent)
+            check_output(self.output_path, self.file)
         scene = read_file(self.file)
         results = evaluate_scene(scene, self.data, torch.device(self.device))
         results = {"file": str(self.file), "bytes": self.file.stat().st_size, **results}
         for key, value in results.items():
-            CONSOLE.print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}", highlight=False)
+            CONSOLE.print(Text(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {printable(value)}"))
         if self.output_path is not None:
             make_dir(self.output_path.parent)
             write_atomic(self.output_path, json.dumps({"results": results}, indent=2).encode())

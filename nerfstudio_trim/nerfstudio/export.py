@@ -14,35 +14,36 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import torch
-import yaml
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 from rich.table import Table
+from rich.text import Text
 
 from nerfstudio_trim.core.codec.nstrim import EXTENSION, encode
 from nerfstudio_trim.core.scene import SplatScene
-from nerfstudio_trim.core.files import check_writable, make_dir, write_atomic
+from nerfstudio_trim.core.files import check_output, make_dir, write_atomic
 from nerfstudio_trim.core.codec.ply import ply_size
 from nerfstudio_trim.core.quantize.gaussians import quantize_gaussians
+from nerfstudio_trim.core.text import printable
 from nerfstudio_trim.errors import TrimError
 from nerfstudio_trim.nerfstudio.checks import check_data
+from nerfstudio_trim.nerfstudio.config_yaml import load_config
 from nerfstudio_trim.nerfstudio.console import warn
 
 METHOD = "splatfacto-trim"
 
 
 def read_run_config(path: Path) -> TrainerConfig:
-    """The config.yml of a splatfacto-trim run (nerfstudio's own YAML, as ``ns-eval`` reads it).
+    """The config.yml of a splatfacto-trim run (nerfstudio's own YAML, read with ``config_yaml.ConfigLoader``,
+    which builds only what nerfstudio configs hold).
 
     Raises:
-        TrimError: missing file, not a nerfstudio config, or a config of another method.
+        TrimError: missing file, not a nerfstudio config (or one holding other objects), or a config of
+            another method.
     """
     if not Path(path).is_file():
         raise TrimError(f"config {path} does not exist")
-    try:
-        config = yaml.load(Path(path).read_text(), Loader=yaml.Loader)
-    except Exception as exc:
-        raise TrimError(f"{path} is not a readable nerfstudio config ({exc.__class__.__name__})") from None
+    config = load_config(path)
     if not isinstance(config, TrainerConfig):
         raise TrimError(f"{path} is not a nerfstudio config")
     if config.method_name != METHOD:
@@ -53,15 +54,24 @@ def read_run_config(path: Path) -> TrainerConfig:
     return config
 
 
-def load_run(path: Path) -> Tuple[Any, int]:
-    """The model of a splatfacto-trim run at its latest checkpoint, in eval mode; returns (pipeline, step)."""
-    from nerfstudio.utils.eval_utils import eval_setup  # imports every method: only when exporting
+def load_run(config: TrainerConfig) -> Tuple[Any, int]:
+    """The model of a splatfacto-trim run (its config, from ``read_run_config``) at its latest checkpoint,
+    in eval mode; returns (pipeline, step).
 
-    config = read_run_config(path)
+    Set up as nerfstudio's ``eval_setup`` sets it up, from this config: ``eval_setup`` would read the file
+    again with PyYAML's unrestricted loader."""
+    from nerfstudio.configs.method_configs import all_methods  # imports every method: only when exporting
+    from nerfstudio.utils.eval_utils import eval_load_checkpoint
+
     check_data(config.pipeline.datamanager)
     if not any(config.get_checkpoint_dir().glob("step-*.ckpt")):
-        raise TrimError(f"the run of {path} has no checkpoint in {config.get_checkpoint_dir()}")
-    _, pipeline, _, step = eval_setup(Path(path), test_mode="inference")
+        raise TrimError(f"the run has no checkpoint in {config.get_checkpoint_dir()}")
+    config.pipeline.datamanager._target = all_methods[config.method_name].pipeline.datamanager._target
+    config.load_dir = config.get_checkpoint_dir()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    pipeline = config.pipeline.setup(device=device, test_mode="inference")
+    pipeline.eval()
+    _, step = eval_load_checkpoint(config, pipeline)
     return pipeline, step
 
 
@@ -105,7 +115,7 @@ def size_report(path: Path, size: int, scene: SplatScene, initial_count: Optiona
         "baseline_gaussians": initial_count,
         "baseline_ply_bytes": None if initial_count is None else ply_size(initial_count, scene.sh_degree),
     }  # fmt: skip
-    table = Table(title=f"exported {path}", show_header=False)
+    table = Table(title=Text(f"exported {printable(path)}"), show_header=False)
     table.add_row("Gaussians", f"{count:,}")
     table.add_row("file size", f"{size / 2**20:.2f} MiB ({size:,} bytes)")
     table.add_row("bytes per Gaussian", f"{report['bytes_per_gaussian']:.1f}")
@@ -134,13 +144,13 @@ class ExportTrimmedSplat:
     def main(self) -> None:
         if not self.output_filename.endswith(EXTENSION):
             raise TrimError(f"--output-filename must end with {EXTENSION}")
-        read_run_config(self.load_config)  # refuse other methods before loading anything
-        check_writable(self.output_dir)
-        pipeline, step = load_run(self.load_config)
+        config = read_run_config(self.load_config)  # refuse other methods before loading anything
+        path = self.output_dir / self.output_filename
+        check_output(path, self.load_config, *config.get_checkpoint_dir().glob("step-*.ckpt"))
+        pipeline, step = load_run(config)
         scene = scene_of(pipeline, step)
         with CONSOLE.status(f"compressing {scene.gaussians.count:,} Gaussians"):
             data = encode(scene)
-        path = self.output_dir / self.output_filename
         make_dir(self.output_dir)
         write_atomic(path, data)
         state = pipeline.model.trimmer.state

@@ -88,7 +88,9 @@ def encode(scene: SplatScene) -> bytes:
         header_bytes = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
     except ValueError:
         raise FormatError("the scene has non-finite values (NaN or inf) where the file needs numbers") from None
-    return pack(header_bytes, b"".join(compressed))
+    payload = b"".join(compressed)
+    check_header(header_bytes, len(payload), Limits(max_gaussians=2**62))  # never write what a reader refuses
+    return pack(header_bytes, payload)
 
 
 def check_header(header_bytes: bytes, payload_size: int, limits: Limits) -> Dict[str, Any]:
