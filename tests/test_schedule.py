@@ -1,71 +1,155 @@
-"""The trimming schedule: exact counts, each stop criterion, the quality-floor rollback, bad schedules."""
+"""The trimming schedule and the pruning loop: exact counts, each stop criterion, rollbacks on the quality floor
+and on a file that grew, the step budget, bad schedules; the loop driven as ns-train and ns-trim compress do."""
+
+from typing import List, Optional
 
 import pytest
+import torch
 
-from nerfstudio_trim.core.prune.schedule import Action, TrimSchedule, TrimState
+from nerfstudio_trim.core.prune.run import PruningRun, RoundReport, Scores
+from nerfstudio_trim.core.prune.schedule import Action, Measurement, TrimSchedule, TrimState
 from nerfstudio_trim.errors import TrimError
 
 
-def run(schedule: TrimSchedule, count: int, psnr_after_round=lambda r: 30.0, reference=30.0):
-    """Drive a schedule as the model does; returns the actions, the counts and the final step."""
-    state, step, actions, counts = schedule.begin(0, count, reference), 0, [], [count]
-    while state.phase != "done":
-        assert schedule.is_due(state, state.next_step) and not schedule.is_due(state, state.next_step - 1)
-        step = state.next_step
-        psnr = psnr_after_round(state.rounds) if schedule.needs_quality_check(state) else None
-        action, keep, state = schedule.decide(state, step, count, psnr)
-        actions.append(action)
-        count = keep
-        counts.append(count)
-    return actions, counts, step
+class FakeHost:
+    """Gaussians as a list of importances; PSNR and file size as functions of the round and the count."""
+
+    def __init__(self, count: int, psnr=lambda rounds, count: 30.0, size=lambda rounds, count: 40 * count):
+        self.values = torch.arange(count, dtype=torch.float32)
+        self.removed: Optional[torch.Tensor] = None
+        self.psnr, self.size, self.rounds = psnr, size, 0
+        self.reports: List[RoundReport] = []
+        self.settled = 0
+
+    @property
+    def count(self) -> int:
+        return int(self.values.numel())
+
+    def scores(self) -> Scores:
+        return Scores(self.values)
+
+    def remove(self, mask):
+        self.removed, self.values = self.values[mask], self.values[~mask]
+        self.rounds += 1
+
+    def restore(self):
+        self.values, self.removed = torch.cat([self.values, self.removed]), None
+
+    def forget(self):
+        self.removed = None
+
+    def settle(self):
+        self.settled += 1
+
+    def training_psnr(self) -> float:
+        return self.psnr(self.rounds, self.count)
+
+    def file_bytes(self) -> int:
+        return self.size(self.rounds, self.count)
+
+    def report(self, report):
+        self.reports.append(report)
+
+
+def drive(schedule: TrimSchedule, host: FakeHost, steps: Optional[int] = None):
+    """Drive a run as ns-train does (a decision when due); returns the actions, the counts and the last step."""
+    run = PruningRun(schedule, host)
+    run.begin(0, steps)
+    counts, step = [host.count], 0
+    while not run.done:
+        assert run.advance(run.state.next_step - 1) is None or run.state.next_step == 0
+        step = run.state.next_step
+        run.advance(step)
+        counts.append(host.count)
+    return [r.action for r in host.reports], counts, step
 
 
 def test_seed_defaults_remove_five_percent_per_round_exactly():
-    schedule = TrimSchedule(target_count=800)
-    actions, counts, step = run(schedule, 1000)
+    host = FakeHost(1000)
+    actions, counts, step = drive(TrimSchedule(target_count=800), host)
     assert counts[:6] == [1000, 950, 902, 857, 814, 800]  # 5% of the current count, rounded; capped
     assert actions == [Action.PRUNE] * 5 + [Action.FINAL, Action.STOP]
     assert step == 5 * 1000 + 5000
+    assert host.values.min() == 200  # the lowest scores went
+    assert host.settled == 5 and host.removed is None  # settled after each removal; forgotten at the end
 
 
 def test_fraction_and_size_targets_stop_at_the_first_one_reached():
     assert TrimSchedule(target_fraction=0.5).count_target(1000) == 500
-    assert TrimSchedule(target_size_mb=0.02, bytes_per_gaussian=40).count_target(1000) == 500
-    both = TrimSchedule(target_fraction=0.5, target_count=700)
-    _, counts, _ = run(both, 1000)
+    assert TrimSchedule(target_size_mb=0.02).count_target(1000, bytes_per_gaussian=40) == 500
+    _, counts, _ = drive(TrimSchedule(target_fraction=0.5, target_count=700), FakeHost(1000))
     assert counts[-1] == 700
+    host = FakeHost(1000, size=lambda rounds, count: 40 * count)  # a file of 40 kB now; target 30 kB
+    actions, counts, _ = drive(TrimSchedule(target_size_mb=0.03, max_psnr_drop=None, prune_fraction=0.1), host)
+    assert counts[-1] == 750 and host.reports[-2].reason == "the file is at most 0.03 MB"
 
 
 def test_quality_floor_rolls_back_the_failing_round():
     schedule = TrimSchedule(prune_fraction=0.1, max_psnr_drop=0.1, steps_per_round=10, final_steps=20)
-    # PSNR falls by 0.04 dB per round: rounds 1 and 2 pass, round 3 (0.12 dB) fails.
-    actions, counts, step = run(schedule, 1000, psnr_after_round=lambda r: 30.0 - 0.04 * r)
+    host = FakeHost(1000, psnr=lambda rounds, count: 30.0 - 0.04 * rounds)  # rounds 1, 2 pass; round 3 fails
+    actions, counts, step = drive(schedule, host)
     assert actions == [Action.PRUNE, Action.PRUNE, Action.PRUNE, Action.ROLLBACK, Action.STOP]
-    assert counts[:4] == [1000, 900, 810, 729]
-    assert step == 3 * 10 + 20
+    assert counts == [1000, 900, 810, 729, 810, 810]
+    assert step == 3 * 10 + 20 and "PSNR 29.88 dB" in host.reports[3].reason
 
 
-def test_quality_check_needs_psnr_only_after_a_round():
+def test_a_round_that_grows_the_file_is_rolled_back():
+    """Fine-tuning may raise bytes per Gaussian: a round after which the file is bigger is undone."""
+    sizes = {0: 40_000, 1: 39_000, 2: 39_500}
+    host = FakeHost(1000, size=lambda rounds, count: sizes[rounds])
+    actions, counts, _ = drive(TrimSchedule(prune_fraction=0.1, target_fraction=0.5, max_psnr_drop=None), host)
+    assert actions == [Action.PRUNE, Action.PRUNE, Action.ROLLBACK, Action.STOP] and counts[-1] == 900
+    assert host.reports[2].reason == "the file grew to 39,500 bytes from 39,000"
+    keeping = FakeHost(1000, size=lambda rounds, count: sizes.get(rounds, 39_500))
+    schedule = TrimSchedule(prune_fraction=0.1, target_fraction=0.5, max_psnr_drop=None, undo_growing_rounds=False)
+    assert drive(schedule, keeping)[1][-1] == 500
+
+
+def test_the_step_budget_ends_pruning_in_time_for_the_final_fine_tune():
+    schedule = TrimSchedule(target_count=100, steps_per_round=100, final_steps=300)
+    actions, counts, step = drive(schedule, FakeHost(1000), steps=1000)
+    assert actions[-2:] == [Action.FINAL, Action.STOP] and step < 1000  # the last decision within the budget
+    assert actions.count(Action.PRUNE) == schedule.rounds_within(1000) == 6
+    with pytest.raises(TrimError, match="leaves no room for the final fine-tune"):
+        schedule.validate(1000, steps=300)
+
+
+def test_training_free_loop_as_compress_drives_it():
+    schedule = TrimSchedule(prune_fraction=0.2, steps_per_round=0, final_steps=0, target_fraction=0.3)
+    host = FakeHost(1000)
+    run = PruningRun(schedule, host)
+    run.begin(0)
+    step = 0
+    while not run.done:
+        run.advance(step)
+        step += 1
+    assert host.count == 300 and [r.action for r in host.reports][-2:] == [Action.FINAL, Action.STOP]
+
+
+def test_decisions_need_what_the_schedule_asks_for():
     schedule = TrimSchedule(target_fraction=0.5)
-    state = schedule.begin(100, 1000, 25.0)
-    assert not schedule.needs_quality_check(state)
-    _, _, state = schedule.decide(state, 100, 1000)
-    assert schedule.needs_quality_check(state) and state.next_step == 1100
+    state = schedule.begin(100, Measurement(1000, 25.0, 40_000))
+    assert not schedule.needs_quality_check(state) and not schedule.needs_file_size(state)
+    state = schedule.decide(state, 100, Measurement(1000)).state
+    assert schedule.needs_quality_check(state) and schedule.needs_file_size(state) and state.next_step == 1100
     with pytest.raises(ValueError):
-        schedule.decide(state, 1100, 950)
-    no_floor = TrimSchedule(target_fraction=0.5, max_psnr_drop=None)
-    assert not no_floor.needs_quality_check(state)
+        schedule.decide(state, 1100, Measurement(950, file_bytes=38_000))
+    no_checks = TrimSchedule(target_fraction=0.5, max_psnr_drop=None, undo_growing_rounds=False)
+    assert not no_checks.needs_quality_check(state) and not no_checks.needs_file_size(state)
 
 
-def test_state_round_trips_through_a_checkpoint_dict():
-    state = TrimState(phase="final", rounds=7, initial_count=12345, reference_psnr=27.5, next_step=42, last_psnr=27.45)
+def test_state_round_trips_through_a_checkpoint_dict_also_from_an_older_version():
+    state = TrimState(phase="final", rounds=7, initial_count=12345, reference_psnr=27.5, next_step=42, last_psnr=27.45,
+                      reference_bytes=500_000, last_bytes=400_000, end_step=9000, stop_reason="x")  # fmt: skip
     assert TrimState.from_dict(state.to_dict()) == state
+    older = {k: v for k, v in state.to_dict().items() if k not in ("reference_bytes", "last_bytes", "end_step", "stop_reason")}
+    assert TrimState.from_dict(older).rounds == 7 and TrimState.from_dict(older).last_bytes is None
 
 
-def test_max_steps_bounds_the_run():
+def test_planned_rounds_bound_the_run():
     schedule = TrimSchedule(target_count=800)
-    _, _, step = run(schedule, 1000)
-    assert step < schedule.max_steps(1000)
+    assert schedule.planned_rounds(1000) == 5 and schedule.max_steps(5) == 5 * 1000 + 5000 + 1
+    assert TrimSchedule(max_rounds=30).planned_rounds(1000) == 30  # only a PSNR floor: bounded by max rounds
 
 
 def rounds_by_hand(count, target, fraction):
@@ -83,19 +167,14 @@ def rounds_by_hand(count, target, fraction):
         (TrimSchedule(target_fraction=0.01, max_rounds=20), f"needs {rounds_by_hand(1000, 10, 0.05)} rounds"),
         (TrimSchedule(max_psnr_drop=None), "no stopping criterion"),
         (TrimSchedule(prune_fraction=0.0, target_count=10), "prune fraction"),
+        (TrimSchedule(target_size_mb=0.0), "target size must be positive"),
     ],
 )
 def test_schedules_that_cannot_work_are_refused(schedule, message):
     with pytest.raises(TrimError, match=message):
-        schedule.begin(0, 1000, 30.0)
+        schedule.begin(0, Measurement(1000, 30.0, 40_000))
 
 
-def test_trim_run_length_bound_covers_rules_that_remove_less_than_the_fraction():
-    from nerfstudio_trim.nerfstudio.trim_config import TrimConfig
-    from nerfstudio_trim.nerfstudio.trimming import Trimmer
-
-    ranked = Trimmer(TrimConfig(target_fraction=0.5, prune_fraction=0.2, steps_per_round=100, final_steps=200))
-    assert ranked.remaining_steps(0, 1000) == (4 + 1) * 100 + 200 + 1  # 4 rounds of 20% reach 50%
-    quantile = Trimmer(TrimConfig(target_fraction=0.5, prune_fraction=0.2, steps_per_round=100, final_steps=200,
-                                  score_mode="opacity-grad-quantile", max_rounds=30))  # fmt: skip
-    assert quantile.remaining_steps(0, 1000) >= 30 * 100 + 200
+def test_a_size_target_the_loaded_file_meets_is_refused():
+    with pytest.raises(TrimError, match="already met by the loaded model's file"):
+        TrimSchedule(target_size_mb=0.05).begin(0, Measurement(1000, 30.0, 40_000))
