@@ -98,6 +98,9 @@ def evaluate_scene(
     datamanager_config = FullImageDatamanagerConfig(dataparser=NerfstudioDataParserConfig(data=data))
     check_data(datamanager_config)
     datamanager = datamanager_config.setup(device=device, test_mode="test")
+    # Images before cameras: the first read of the eval images undistorts and crops them and rewrites the
+    # eval cameras' intrinsics and sizes in place to match (nerfstudio's FullImageDatamanager).
+    images = datamanager.cached_eval
     outputs = datamanager.train_dataparser_outputs  # the eval cameras share its normalisation
     cameras = datamanager.eval_dataset.cameras
     camera_to_worlds = cameras_into_frame(
@@ -130,7 +133,7 @@ def evaluate_scene(
             render_seconds.clear()
         for index in track(range(len(cameras)), description="rendering the eval views", console=CONSOLE, transient=True):
             predicted = render(index)
-            image = datamanager.cached_eval[index]["image"].to(device)
+            image = images[index]["image"].to(device)
             image = image.float() / 255.0 if image.dtype == torch.uint8 else image
             if image.shape[-1] == 4:
                 image = image[..., 3:] * image[..., :3] + (1 - image[..., 3:]) * background

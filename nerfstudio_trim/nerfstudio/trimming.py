@@ -25,7 +25,11 @@ from nerfstudio_trim.nerfstudio.trim_config import TrimConfig
 
 
 class TrainingViews:
-    """The training cameras and images of a full-image datamanager, by index."""
+    """The training cameras and images of a full-image datamanager, by index.
+
+    The images are always read before the cameras: nerfstudio's first read of them undistorts and crops
+    images taken through a lens with distortion and rewrites the cameras' intrinsics and sizes to match.
+    """
 
     def __init__(self, datamanager: Any, device: torch.device):
         self._datamanager = datamanager
