@@ -162,8 +162,9 @@ class Bench:
             raise TrimError(f"baseline config {self.baseline} does not exist")
         if not self.data.exists():
             raise TrimError(f"data path {self.data} does not exist")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise TrimError("no CUDA GPU is available on this machine; add --device cpu")
+        from nerfstudio_trim.nerfstudio.checks import check_device  # imports nerfstudio: not for ns-trim info
+
+        check_device(self.device, cpu_option="--device cpu")
         check_writable(self.output_dir)
         make_dir(self.output_dir)
         out = self.output_dir

@@ -29,7 +29,7 @@ from nerfstudio_trim.core.files import check_writable, make_dir, write_atomic
 from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters
 from nerfstudio_trim.core.timing import timed
 from nerfstudio_trim.errors import TrimError
-from nerfstudio_trim.nerfstudio.checks import check_data
+from nerfstudio_trim.nerfstudio.checks import check_data, check_device
 from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
 
 
@@ -75,11 +75,10 @@ class EvaluateFile:
     """Where to render."""
 
     def main(self) -> None:
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise TrimError("no CUDA GPU is available on this machine; add --device cpu")
         if self.output_path is not None:
             check_writable(self.output_path.parent)
         scene = read_file(self.file)
+        check_device(self.device, cpu_option="--device cpu")
         results = evaluate_scene(scene, self.data, torch.device(self.device))
         results = {"file": str(self.file), "bytes": self.file.stat().st_size, **results}
         for key, value in results.items():
