@@ -67,7 +67,7 @@ def main() -> None:
             shutil.rmtree(REPO / root, ignore_errors=True)  # a run interrupted before it was recorded
             print(f"{mode}, down to {fraction:.0%}, SH per {args.sh_quantization}", flush=True)
             run_dir, log = trim_run(latest_checkpoint(BASELINE), SCENE, flags(mode, fraction, args.sh_quantization), root, "cpu")
-            metrics = ns_eval(run_dir / "config.yml", root / "eval.json")
+            metrics = ns_eval(run_dir / "config.yml", root / "eval.json", "cpu")
             score_seconds = [float(s) for s in re.findall(r"scored in ([0-9.]+) s", log)]
             rows.append({
                 "mode": mode, "target_fraction": fraction, "sh_quantization": args.sh_quantization,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
 import shlex
 import shutil
@@ -39,13 +40,16 @@ console = Console()
 COLUMNS = ("model", "PSNR", "SSIM", "LPIPS", "NUM GAUSSIANS", "FPS", "SIZE (MB)", "compression vs baseline PLY", "PSNR change (dB)")
 
 
-def run(command: List[str], what: str, stream_prefix: Optional[str] = None) -> str:
+def run(command: List[str], what: str, device: str, stream_prefix: Optional[str] = None) -> str:
     """Run a command of this environment; its output is returned, or shown with one error line if it fails.
 
-    ``stream_prefix``: print the output lines starting with it as they come (e.g. the trim log)."""
+    ``device``: "cpu" hides the GPUs from the command (``ns-eval`` and ``ns-export`` have no device option
+    and take CUDA wherever there is one). ``stream_prefix``: print the output lines starting with it as they
+    come (e.g. the trim log)."""
     console.rule(Text(printable(what)))
     lines: List[str] = []
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="") if device == "cpu" else None
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process:
         assert process.stdout is not None
         for line in process.stdout:
             lines.append(line)
@@ -73,10 +77,12 @@ def count_gaussians(checkpoint: Path) -> Tuple[int, int]:
     return int(rest.shape[0]), sh_degree_of(rest)
 
 
-def ns_eval(config: Path, output: Path) -> Dict[str, Any]:
-    """``ns-eval`` of a run into ``output`` (skipped when that file holds results); its averaged metrics."""
+def ns_eval(config: Path, output: Path, device: str) -> Dict[str, Any]:
+    """``ns-eval`` of a run on ``device`` into ``output`` (skipped when that file holds results); its averaged
+    metrics."""
     if not _results(output):
-        run([str(BIN / "ns-eval"), "--load-config", str(config), "--output-path", str(output)], f"ns-eval {config}")
+        command = [str(BIN / "ns-eval"), "--load-config", str(config), "--output-path", str(output)]
+        run(command, f"ns-eval {config}", device)
     return _results(output) or {}
 
 
@@ -102,7 +108,7 @@ def trim_run(checkpoint: Path, data: Path, flags: List[str], output_dir: Path, d
         [str(BIN / "ns-train"), "splatfacto-trim", "--machine.device-type", device, "--vis", "tensorboard",
          "--load-checkpoint", str(checkpoint), *flags, "--output-dir", str(output_dir), "--experiment-name", "bench",
          "--timestamp", "trimmed", "nerfstudio-data", "--data", str(data)],
-        f"trimming {checkpoint}", stream_prefix="trim",
+        f"trimming {checkpoint}", device, stream_prefix="trim",
     )  # fmt: skip
     return run_dir, log
 
@@ -159,26 +165,27 @@ class Bench:
             raise TrimError(f"baseline config {self.baseline} does not exist")
         if not self.data.exists():
             raise TrimError(f"data path {self.data} does not exist")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise TrimError("no CUDA GPU is available on this machine; add --device cpu")
         load_config(self.baseline)  # refused here if it holds more than a config: ns-eval would run it
+        from nerfstudio_trim.nerfstudio.checks import check_device  # imports nerfstudio: not for ns-trim info
+
+        check_device(self.device, cpu_option="--device cpu")
         out = self.output_dir
         for result in (out / "results.json", out / "results.md"):
             check_output(result, self.baseline)
         make_dir(self.output_dir)
         baseline_checkpoint = latest_checkpoint(self.baseline.parent)
         baseline_count, degree = count_gaussians(baseline_checkpoint)
-        baseline = ns_eval(self.baseline, out / "baseline_eval.json")
+        baseline = ns_eval(self.baseline, out / "baseline_eval.json", self.device)
 
         run_dir, _ = trim_run(baseline_checkpoint, self.data, shlex.split(self.trim_args), out / "trim", self.device)
-        trimmed = ns_eval(run_dir / "config.yml", out / "trimmed_eval.json")
+        trimmed = ns_eval(run_dir / "config.yml", out / "trimmed_eval.json", self.device)
         scene_file = out / "export" / "scene.nstrim"
         if not scene_file.is_file():
             run([str(BIN / "ns-export"), "trimmed-splat", "--load-config", str(run_dir / "config.yml"),
-                 "--output-dir", str(scene_file.parent)], "ns-export trimmed-splat")  # fmt: skip
+                 "--output-dir", str(scene_file.parent)], "ns-export trimmed-splat", self.device)  # fmt: skip
         if not _results(out / "file_eval.json"):
             run([str(BIN / "ns-trim"), "eval", str(scene_file), "--data", str(self.data), "--device", self.device,
-                 "--output-path", str(out / "file_eval.json")], f"ns-trim eval {scene_file}")  # fmt: skip
+                 "--output-path", str(out / "file_eval.json")], f"ns-trim eval {scene_file}", self.device)  # fmt: skip
         file = _results(out / "file_eval.json") or {}
 
         trimmed_count, _ = count_gaussians(latest_checkpoint(run_dir))

@@ -50,7 +50,8 @@ def test_file_decodes_to_exactly_what_the_model_renders(trim_run, exported):
     _, pipeline, _, _ = eval_setup(trim_run.config, test_mode="inference")
     model = pipeline.model.eval()
     assert model.trimmer.active  # the trimmed model renders quantized parameters
-    rendered = {name: value.detach() for name, value in model.render_parameters().items()}
+    # eval_setup puts the model on CUDA where there is one; the file decodes on the CPU
+    rendered = {name: value.detach().cpu() for name, value in model.render_parameters().items()}
     decoded = read_file(exported)
     params = decoded.gaussians.dequantize()
     order = morton_order(rendered["means"])
@@ -122,12 +123,14 @@ def test_info_prints_header_and_sizes(exported, tmp_path):
 def test_eval_of_the_file_equals_ns_eval_of_the_run(trim_run, exported, tiny_scene, tmp_path):
     import json
 
-    result = ns("ns-eval", "--load-config", str(trim_run.config), "--output-path", str(tmp_path / "run.json"), cwd=tmp_path)
+    # both on the CPU (ns-eval has no device option: the GPUs are hidden from it)
+    run_json, file_json = tmp_path / "run.json", tmp_path / "file.json"
+    result = ns("ns-eval", "--load-config", str(trim_run.config), "--output-path", str(run_json), cwd=tmp_path, cpu_only=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    result = ns("ns-trim", "eval", str(exported), "--data", str(tiny_scene), "--output-path", str(tmp_path / "file.json"), cwd=tmp_path)
+    args = [str(exported), "--data", str(tiny_scene), "--device", "cpu", "--output-path", str(file_json)]
+    result = ns("ns-trim", "eval", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    run = json.loads((tmp_path / "run.json").read_text())["results"]
-    file = json.loads((tmp_path / "file.json").read_text())["results"]
+    run, file = json.loads(run_json.read_text())["results"], json.loads(file_json.read_text())["results"]
     assert abs(run["psnr"] - file["psnr"]) < 0.01 and abs(run["ssim"] - file["ssim"]) < 1e-4
     assert file["gaussians"] == read_file(exported).gaussians.count and file["bytes"] == exported.stat().st_size
     assert file["render_fps"] > 0 and run["render_fps"] > 0 and run["gaussians"] == file["gaussians"]
@@ -179,5 +182,5 @@ def test_ns_trim_refuses_corrupted_files(exported, tiny_scene, tmp_path, corrupt
     bad = tmp_path / "bad.nstrim"
     bad.write_bytes(corrupt(exported.read_bytes()))
     output = tmp_path / "out" / "result"
-    args = {"info": [], "decode": ["--output", str(output)], "eval": ["--data", str(tiny_scene), "--output-path", str(output)]}
+    args = {"info": [], "decode": ["--output", str(output)], "eval": ["--data", str(tiny_scene), "--device", "cpu", "--output-path", str(output)]}
     assert_clean_failure(ns("ns-trim", command, str(bad), *args[command], cwd=tmp_path), message, output, output.parent)

@@ -185,15 +185,36 @@ def test_quantization_aware_forward_renders_exactly_the_stored_values(trained_ru
     assert torch.equal(changed, quantize_gaussians(dict(model.gauss_params), codec).dequantize()["features_rest"])
 
 
-def test_score_heat_map_is_an_eval_output_once_scores_exist(trained_run, tmp_path):
+def test_score_heat_map_is_rendered_only_when_the_viewer_asks_for_it(trained_run, tmp_path):
     trainer = trainer_from(trained_run.config, trained_run.checkpoint, tmp_path)
     model = trainer.pipeline.model.eval()
     camera = trainer.pipeline.datamanager.train_dataset.cameras[0:1]
-    assert "trim_score" not in model.get_outputs_for_camera(camera)
     model.trimmer.last_scores = torch.rand(model.num_points)
+    assert "trim_score" not in model.get_outputs_for_camera(camera)  # ns-eval, the viewer by default
+    model.viewer_score_heat_map.value = True  # the viewer's checkbox, ticked
     heat = model.get_outputs_for_camera(camera)["trim_score"]
     assert heat.shape == (int(camera.height), int(camera.width), 1)
     assert 0.0 <= float(heat.min()) and float(heat.max()) <= 1.0 and float(heat.max()) > 0
+    assert "trim_score" not in model.get_outputs(camera)  # the score pass and training-view PSNR
+    model.trimmer.last_scores = None
+    assert "trim_score" not in model.get_outputs_for_camera(camera)  # asked for, but no round yet
+
+
+def test_score_colours_are_log_scaled_percentiles_made_once_per_round():
+    from nerfstudio_trim.nerfstudio.trim_config import TrimConfig
+    from nerfstudio_trim.nerfstudio.trimming import Trimmer
+
+    trimmer = Trimmer(TrimConfig())
+    assert trimmer.score_colours(101) is None  # no round yet
+    trimmer.last_scores = 10.0 ** torch.linspace(-6.0, 2.0, 101)  # log10: -6 to 2 in steps of 0.08
+    colours = trimmer.score_colours(101)
+    low, high = -6.0 + 0.01 * 8.0, 2.0 - 0.01 * 8.0  # 1st and 99th percentiles of the logs
+    expected = ((torch.linspace(-6.0, 2.0, 101) - low) / (high - low)).clamp(0, 1)[:, None]
+    torch.testing.assert_close(colours, expected, atol=1e-5, rtol=0)
+    assert trimmer.score_colours(101) is colours  # not recomputed for every frame
+    assert trimmer.score_colours(100) is None  # scores of other Gaussians
+    trimmer.last_scores = trimmer.last_scores.flip(0)  # the next round
+    torch.testing.assert_close(trimmer.score_colours(101), expected.flip(0), atol=1e-5, rtol=0)
 
 
 def test_config_written_before_a_field_existed_still_loads():

@@ -27,6 +27,7 @@ def test_training_from_scratch_on_cpu_writes_a_checkpoint(trained_run):
 
 
 def test_ns_eval_reports_psnr_and_ssim(trained_run, tmp_path):
+    """On nerfstudio's device: CUDA (gsplat's kernels) where there is a GPU, the CPU elsewhere."""
     output = tmp_path / "eval.json"
     result = ns("ns-eval", "--load-config", str(trained_run.config), "--output-path", str(output), cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -82,6 +82,14 @@ def test_quantile_rule_matches_a_hand_computation():
     assert (1 - g) ** 10 == pytest.approx(0.4)
 
 
+def test_quantile_rule_is_exact_above_two_to_the_24_entries():
+    """torch.quantile refused more than 2^24 entries before torch 2.14; a large scene has more Gaussians."""
+    count = 2**24 + 1
+    scores = torch.arange(count - 1, -1, -1, dtype=torch.float32)  # 2^24 ... 0, every one exact in float32
+    candidates = quantile_candidates(scores, scores, 0.25)  # both quantiles: 0.25 * 2^24 = 2^22 exactly
+    assert int(candidates.sum()) == 2**22 and bool(candidates[-(2**22) :].all())
+
+
 def test_removal_mask_takes_the_lowest_scores_among_candidates():
     scores = torch.tensor([3.0, 1.0, 2.0, 0.5, 4.0])
     assert removal_mask(scores, 2).tolist() == [False, True, False, True, False]

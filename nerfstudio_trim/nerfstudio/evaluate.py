@@ -31,7 +31,7 @@ from nerfstudio_trim.core.raster.render import over_background, rasterize_parame
 from nerfstudio_trim.core.text import printable
 from nerfstudio_trim.core.timing import timed
 from nerfstudio_trim.errors import TrimError
-from nerfstudio_trim.nerfstudio.checks import check_data
+from nerfstudio_trim.nerfstudio.checks import check_data, check_device
 from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
 
 
@@ -77,11 +77,10 @@ class EvaluateFile:
     """Where to render."""
 
     def main(self) -> None:
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise TrimError("no CUDA GPU is available on this machine; add --device cpu")
         if self.output_path is not None:
             check_output(self.output_path, self.file)
         scene = read_file(self.file)
+        check_device(self.device, cpu_option="--device cpu")
         results = evaluate_scene(scene, self.data, torch.device(self.device))
         results = {"file": str(self.file), "bytes": self.file.stat().st_size, **results}
         for key, value in results.items():
@@ -100,6 +99,9 @@ def evaluate_scene(
     datamanager_config = FullImageDatamanagerConfig(dataparser=NerfstudioDataParserConfig(data=data))
     check_data(datamanager_config)
     datamanager = datamanager_config.setup(device=device, test_mode="test")
+    # Images before cameras: the first read of the eval images undistorts and crops them and rewrites the
+    # eval cameras' intrinsics and sizes in place to match (nerfstudio's FullImageDatamanager).
+    images = datamanager.cached_eval
     outputs = datamanager.train_dataparser_outputs  # the eval cameras share its normalisation
     cameras = datamanager.eval_dataset.cameras
     camera_to_worlds = cameras_into_frame(
@@ -132,7 +134,7 @@ def evaluate_scene(
             render_seconds.clear()
         for index in track(range(len(cameras)), description="rendering the eval views", console=CONSOLE, transient=True):
             predicted = render(index)
-            image = datamanager.cached_eval[index]["image"].to(device)
+            image = images[index]["image"].to(device)
             image = image.float() / 255.0 if image.dtype == torch.uint8 else image
             if image.shape[-1] == 4:
                 image = image[..., 3:] * image[..., :3] + (1 - image[..., 3:]) * background

@@ -20,9 +20,10 @@ from unittest import mock
 import torch
 import torchmetrics.image.lpip
 from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.data.scene_box import OrientedBox
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.models.splatfacto import RGB2SH, SplatfactoModel, SplatfactoModelConfig
-from nerfstudio.viewer.viewer_elements import ViewerNumber
+from nerfstudio.viewer.viewer_elements import ViewerCheckbox, ViewerNumber
 from torch import Tensor, nn
 
 from nerfstudio_trim.core.quantize.gaussians import fake_quantize_gaussians
@@ -62,6 +63,10 @@ class SplatfactoTrimModel(SplatfactoModel):
         # Viewer elements are collected before the checkpoint loads (design.md trap 9): made here.
         self.viewer_gaussians = ViewerNumber("Trim: Gaussians", default_value=0, disabled=True)
         self.viewer_size_mb = ViewerNumber("Trim: estimated file (MB)", default_value=0.0, disabled=True)
+        self.viewer_score_heat_map = ViewerCheckbox(
+            "Trim: score heat-map", default_value=False,
+            hint="Also render the last pruning round's scores (output 'trim_score'): one more render per frame",
+        )  # fmt: skip
 
     @torch.no_grad()
     def _set_seed_colours(self, colours: Tensor) -> None:
@@ -175,11 +180,7 @@ class SplatfactoTrimModel(SplatfactoModel):
                 return self.get_empty_outputs(int(camera.width.item()), int(camera.height.item()), self.background_color)
             params = {name: value[inside] for name, value in params.items()}
 
-        downscale = self._get_downscale_factor()
-        camera.rescale_output_resolution(1 / downscale)
-        intrinsics = camera.get_intrinsics_matrices().to(self.device)
-        width, height = int(camera.width.item()), int(camera.height.item())
-        camera.rescale_output_resolution(downscale)
+        intrinsics, width, height = self._intrinsics_and_size(camera)
         self.last_size = (height, width)
 
         render_mode = "RGB+ED" if self.config.output_depth_during_training or not self.training else "RGB"
@@ -205,18 +206,42 @@ class SplatfactoTrimModel(SplatfactoModel):
         outputs = {"rgb": rgb.squeeze(0), "depth": depth, "accumulation": alpha.squeeze(0), "background": background}
         if not self.training:
             outputs["background"] = background.expand(height, width, 3)
-            heat = self.trimmer.score_colours(self.num_points)
-            if heat is not None and self.crop_box is None:
-                outputs["trim_score"] = self._render_features(params, heat, camera_to_worlds, intrinsics, width, height)
         return outputs
 
-    def _render_features(
-        self, params: Dict[str, Tensor], features: Tensor, camera_to_worlds: Tensor, intrinsics: Tensor, width: int, height: int
-    ) -> Tensor:
-        """[H, W, D] composite of per-Gaussian ``features`` [N, D] (e.g. the score heat-map)."""
+    def _intrinsics_and_size(self, camera: Cameras) -> Tuple[Tensor, int, int]:
+        """[1, 3, 3] intrinsics (pixels, on the model's device), width and height of ``camera`` at the
+        resolution rendered now (splatfacto's coarse-to-fine schedule while training)."""
+        downscale = self._get_downscale_factor()
+        camera.rescale_output_resolution(1 / downscale)
+        intrinsics = camera.get_intrinsics_matrices().to(self.device)
+        width, height = int(camera.width.item()), int(camera.height.item())
+        camera.rescale_output_resolution(downscale)
+        return intrinsics, width, height
+
+    def get_outputs_for_camera(self, camera: Cameras, obb_box: Optional[OrientedBox] = None) -> Dict[str, Tensor]:
+        """A render for the viewer and for evaluation (``get_outputs`` in eval mode); with the viewer's
+        "Trim: score heat-map" box ticked, also ``trim_score`` [H, W, 1]: the last pruning round's scores
+        of the Gaussians, log-scaled to [0, 1] (absent before the first round and under a crop box).
+        The heat map costs one more render, so it is never made unless asked for: not in the score pass,
+        the training-view PSNR (both call ``get_outputs``) or ``ns-eval`` (no viewer, box unticked)."""
+        outputs = super().get_outputs_for_camera(camera, obb_box=obb_box)
+        if self.viewer_score_heat_map.value:
+            heat = self._score_heat_map(camera.to(self.device))
+            if heat is not None:
+                outputs["trim_score"] = heat
+        return outputs
+
+    @torch.no_grad()
+    def _score_heat_map(self, camera: Cameras) -> Optional[Tensor]:
+        """[H, W, 1] composite of the last round's scores (``Trimmer.score_colours``) seen from ``camera``,
+        or None when there are no scores for the current Gaussians or a crop box is set."""
+        heat = self.trimmer.score_colours(self.num_points)
+        if heat is None or self.crop_box is not None:
+            return None
+        intrinsics, width, height = self._intrinsics_and_size(camera)
         render, _, _ = rasterize_parameters(
-            params, camera_to_worlds, intrinsics, width, height, sh_degree=self.config.sh_degree, colors=features,
-            rasterize_mode=self.config.rasterize_mode,
+            self.render_parameters(), camera.camera_to_worlds.to(self.device), intrinsics, width, height,
+            sh_degree=self.config.sh_degree, colors=heat, rasterize_mode=self.config.rasterize_mode,
         )  # fmt: skip
         return render.squeeze(0)
 

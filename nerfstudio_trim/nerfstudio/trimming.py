@@ -26,7 +26,11 @@ from nerfstudio_trim.nerfstudio.trim_config import TrimConfig
 
 
 class TrainingViews:
-    """The training cameras and images of a full-image datamanager, by index."""
+    """The training cameras and images of a full-image datamanager, by index.
+
+    The images are always read before the cameras: nerfstudio's first read of them undistorts and crops
+    images taken through a lens with distortion and rewrites the cameras' intrinsics and sizes to match.
+    """
 
     def __init__(self, datamanager: Any, device: torch.device):
         self._datamanager = datamanager
@@ -81,6 +85,7 @@ class Trimmer:
         self.state: Optional[TrimState] = None
         self.removed: Optional[Dict[str, Tensor]] = None  # Gaussians of the last round, for a rollback
         self.last_scores: Optional[Tensor] = None  # scores of the kept Gaussians at the last round
+        self._colours: Optional[Tuple[Tensor, Tensor]] = None  # (last_scores, their score_colours)
 
     @property
     def active(self) -> bool:
@@ -137,13 +142,17 @@ class Trimmer:
         self.report(model, step, action, psnr, scoring_seconds)
 
     def score_colours(self, count: int) -> Optional[Tensor]:
-        """[N, 1] the last round's scores as log-scaled values in [0, 1] for a heat-map, or None when
-        there are none for the current Gaussians."""
-        if self.last_scores is None or self.last_scores.shape[0] != count or count == 0:
+        """[N, 1] the last round's scores as log-scaled values in [0, 1] for a heat-map (1st to 99th
+        percentile), or None when there are none for the current ``count`` Gaussians. Computed once per
+        round, not per rendered frame."""
+        scores = self.last_scores
+        if scores is None or scores.shape[0] != count or count == 0:
             return None
-        logs = torch.log10(self.last_scores.clamp(min=1e-12))
-        low, high = torch.quantile(logs, 0.01), torch.quantile(logs, 0.99)
-        return ((logs - low) / (high - low).clamp(min=1e-6)).clamp(0, 1)[:, None]
+        if self._colours is None or self._colours[0] is not scores:
+            logs = torch.log10(scores.clamp(min=1e-12))
+            low, high = torch.quantile(logs, logs.new_tensor([0.01, 0.99]))  # one sort; any size (torch >= 2.14)
+            self._colours = (scores, ((logs - low) / (high - low).clamp(min=1e-6)).clamp(0, 1)[:, None])
+        return self._colours[1]
 
     def scores(self, model: Any, views: TrainingViews) -> Tensor:
         """One score per Gaussian, by the configured mode."""

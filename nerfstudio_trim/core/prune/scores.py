@@ -79,7 +79,8 @@ def gamma_per_round(gamma_target: float, rounds: int) -> float:
 
 
 def quantile_candidates(scores: Tensor, opacities: Tensor, gamma: float) -> Tensor:
-    """[N] bool: opacity below its gamma-quantile and score below its gamma-quantile."""
+    """[N] bool: opacity below its gamma-quantile and score below its gamma-quantile (exact, linearly
+    interpolated; any N with torch >= 2.14, whose quantile no longer stops at 2^24 entries)."""
     return (opacities < torch.quantile(opacities, gamma)) & (scores < torch.quantile(scores, gamma))
 
 
