@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 
@@ -14,6 +15,7 @@ from nerfstudio_trim.core.codec.nstrim import read_file
 from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene
 from nerfstudio_trim.nerfstudio.trimming import TrainingViews
 from tests.conftest import REPO, ns
+from tests.test_model import trainer_from
 
 CPU = torch.device("cpu")
 
@@ -54,3 +56,21 @@ def test_ns_trim_eval_of_a_file_on_a_distorted_dataset(baseline_file, tiny_scene
     # Undistortion resamples the images once more (slightly blurred): about 1 dB lower here. Rendered with the
     # lens ignored, the file scores about 8 dB lower than on the pinhole images.
     assert pinhole["psnr"] - 2.0 < distorted["psnr"] < pinhole["psnr"] + 0.5
+
+
+@pytest.mark.slow
+def test_a_run_evaluates_and_scores_on_a_distorted_dataset(trained_run, distorted_scene, tmp_path):
+    """The trained run on the distorted views: evaluated as ns-eval does (the pipeline's averaged metrics),
+    and the Trimmer's training-view PSNR and score pass."""
+    config = yaml.load(trained_run.config.read_text(), Loader=yaml.Loader)
+    config.data = config.pipeline.datamanager.data = config.pipeline.datamanager.dataparser.data = distorted_scene
+    (tmp_path / "config.yml").write_text(yaml.dump(config))
+    pipeline = trainer_from(tmp_path / "config.yml", trained_run.checkpoint, tmp_path).pipeline
+    metrics = pipeline.get_average_eval_image_metrics()
+    assert 5.0 < metrics["psnr"] < 60.0 and metrics["gaussians"] == pipeline.model.num_points
+    heights = {int(view["image"].shape[0]) for view in pipeline.datamanager.cached_eval}
+    assert max(heights) < json.loads((distorted_scene / "transforms.json").read_text())["h"]  # undistorted, cropped
+    model, views = pipeline.model, TrainingViews(pipeline.datamanager, pipeline.model.device)
+    assert 5.0 < model.trimmer.training_psnr(model, views) < 60.0
+    scores = model.trimmer.scores(model, views)
+    assert scores.shape == (model.num_points,) and bool(torch.isfinite(scores).all()) and float(scores.max()) > 0
