@@ -13,7 +13,7 @@ from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataPars
 
 from nerfstudio_trim.core.codec.nstrim import read_file
 from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene
-from nerfstudio_trim.nerfstudio.trimming import TrainingViews
+from nerfstudio_trim.nerfstudio.trimming import ModelHost, TrainingViews
 from tests.conftest import REPO, ns
 from tests.test_model import trainer_from
 
@@ -71,6 +71,7 @@ def test_a_run_evaluates_and_scores_on_a_distorted_dataset(trained_run, distorte
     heights = {int(view["image"].shape[0]) for view in pipeline.datamanager.cached_eval}
     assert max(heights) < json.loads((distorted_scene / "transforms.json").read_text())["h"]  # undistorted, cropped
     model, views = pipeline.model, TrainingViews(pipeline.datamanager, pipeline.model.device)
-    assert 5.0 < model.trimmer.training_psnr(model, views) < 60.0
-    scores = model.trimmer.scores(model, views)
+    host = ModelHost(model, model.trimmer, views, pause=lambda: None)
+    assert 5.0 < host.training_psnr() < 60.0
+    scores = host.scores().values
     assert scores.shape == (model.num_points,) and bool(torch.isfinite(scores).all()) and float(scores.max()) > 0

@@ -189,32 +189,32 @@ def test_score_heat_map_is_rendered_only_when_the_viewer_asks_for_it(trained_run
     trainer = trainer_from(trained_run.config, trained_run.checkpoint, tmp_path)
     model = trainer.pipeline.model.eval()
     camera = trainer.pipeline.datamanager.train_dataset.cameras[0:1]
-    model.trimmer.last_scores = torch.rand(model.num_points)
+    model.trimmer.scores = torch.rand(model.num_points)
     assert "trim_score" not in model.get_outputs_for_camera(camera)  # ns-eval, the viewer by default
     model.viewer_score_heat_map.value = True  # the viewer's checkbox, ticked
     heat = model.get_outputs_for_camera(camera)["trim_score"]
     assert heat.shape == (int(camera.height), int(camera.width), 1)
     assert 0.0 <= float(heat.min()) and float(heat.max()) <= 1.0 and float(heat.max()) > 0
     assert "trim_score" not in model.get_outputs(camera)  # the score pass and training-view PSNR
-    model.trimmer.last_scores = None
+    model.trimmer.scores = None
     assert "trim_score" not in model.get_outputs_for_camera(camera)  # asked for, but no round yet
 
 
-def test_score_colours_are_log_scaled_percentiles_made_once_per_round():
+@pytest.mark.parametrize("scores", [10.0 ** torch.linspace(-6.0, 2.0, 101), -torch.linspace(1.0, 0.0, 101) * 80])
+def test_score_colours_are_ranks_made_once_per_round(scores):
+    """Any score's scale and sign (sensitivity is a log det, negative) gives a full-range heat map."""
     from nerfstudio_trim.nerfstudio.trim_config import TrimConfig
     from nerfstudio_trim.nerfstudio.trimming import Trimmer
 
     trimmer = Trimmer(TrimConfig())
     assert trimmer.score_colours(101) is None  # no round yet
-    trimmer.last_scores = 10.0 ** torch.linspace(-6.0, 2.0, 101)  # log10: -6 to 2 in steps of 0.08
+    trimmer.scores = scores  # increasing
     colours = trimmer.score_colours(101)
-    low, high = -6.0 + 0.01 * 8.0, 2.0 - 0.01 * 8.0  # 1st and 99th percentiles of the logs
-    expected = ((torch.linspace(-6.0, 2.0, 101) - low) / (high - low)).clamp(0, 1)[:, None]
-    torch.testing.assert_close(colours, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(colours, torch.linspace(0.0, 1.0, 101)[:, None])
     assert trimmer.score_colours(101) is colours  # not recomputed for every frame
     assert trimmer.score_colours(100) is None  # scores of other Gaussians
-    trimmer.last_scores = trimmer.last_scores.flip(0)  # the next round
-    torch.testing.assert_close(trimmer.score_colours(101), expected.flip(0), atol=1e-5, rtol=0)
+    trimmer.scores = scores.flip(0)  # the next round
+    torch.testing.assert_close(trimmer.score_colours(101), torch.linspace(1.0, 0.0, 101)[:, None])
 
 
 def test_config_written_before_a_field_existed_still_loads():
@@ -249,7 +249,7 @@ def test_trimmer_render_scores_use_the_models_training_views(trained_run, tmp_pa
     error when the model renders them without that Gaussian (eval mode); sensitivity gives a Gaussian
     that no view sees the floor, 6 log(damping), and the most important ones far more."""
     from nerfstudio_trim.core.prune.render_scores import SENSITIVITY_DAMPING
-    from nerfstudio_trim.nerfstudio.trimming import TrainingViews
+    from nerfstudio_trim.nerfstudio.trimming import ModelHost, TrainingViews
 
     trainer = trainer_from(trained_run.config, trained_run.checkpoint, tmp_path)
     model = trainer.pipeline.model
@@ -267,7 +267,8 @@ def test_trimmer_render_scores_use_the_models_training_views(trained_run, tmp_pa
         return total
 
     model.config.trim.score_mode = "delta-mse"
-    scores = model.trimmer.scores(model, views)
+    host = ModelHost(model, model.trimmer, views, pause=lambda: None)
+    scores = host.scores().values
     assert scores.shape == (model.num_points,) and model.training
     model.eval()
     full = squared_error()
@@ -281,7 +282,7 @@ def test_trimmer_render_scores_use_the_models_training_views(trained_run, tmp_pa
 
     opacities.data[0] = -1e4
     model.config.trim.score_mode = "sensitivity"
-    scores = model.trimmer.scores(model, views)
+    scores = host.scores().values
     assert bool(torch.isfinite(scores).all())
     assert float(scores[0]) == pytest.approx(6 * math.log(SENSITIVITY_DAMPING), rel=1e-5)
     assert float(scores[0]) == float(scores.min())

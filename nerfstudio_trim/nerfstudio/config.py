@@ -46,7 +46,8 @@ class TrimTrainerConfig(TrainerConfig):
             model = self.pipeline.model
             resuming = (pipeline.get("_model._extra_state") or {}).get("trim_state") is not None
             if isinstance(model, SplatfactoTrimModelConfig) and model.trim.enabled and not resuming:
-                model.trim.validate(gaussian_state(pipeline)["means"].shape[0])
+                model.trim.validate(gaussian_state(pipeline)["means"].shape[0], steps=self.max_num_iterations)
+                model.trim.codec.validate_as_option()
         check_load_dir(self.load_dir)
         check_data(self.pipeline.datamanager)
         super().save_config()

@@ -76,25 +76,32 @@ def load_run(config: TrainerConfig) -> Tuple[Any, int]:
 
 
 def scene_of(pipeline: Any, step: Optional[int], warn_unquantized: bool = True) -> SplatScene:
-    """The model's parameters, quantized as its quantization-aware fine-tuning rendered them.
+    """The scene ``ns-export trimmed-splat`` writes for a pipeline (see ``model_scene``).
 
     ``warn_unquantized``: say so when the model was not fine-tuned through this quantization."""
     model = pipeline.model
-    trim = model.config.trim
-    if warn_unquantized and not (model.trimmer.active and trim.quantize):
+    if warn_unquantized and not (model.trimmer.active and model.config.trim.quantize):
         warn(
             "this model was not fine-tuned with quantization (not trimmed, or --pipeline.model.trim.quantize False): "
             "the file holds its parameters quantized, which ns-eval of the run did not measure; use ns-trim eval"
         )
-    outputs = pipeline.datamanager.train_dataparser_outputs
+    return model_scene(model, pipeline.datamanager.train_dataparser_outputs, step)
+
+
+def model_scene(model: Any, dataparser_outputs: Any, step: Optional[int]) -> SplatScene:
+    """The model's stored parameters (``file_parameters``), quantized as its quantization-aware fine-tuning
+    renders them, with the dataparser's normalisation and the eval background; the model's mode is kept."""
+    was_training = model.training
     with torch.no_grad():
         model.eval()
         background = model._get_background_color().detach().cpu().tolist()
+        model.train(was_training)
+        gaussians = quantize_gaussians(model.file_parameters(), model.config.trim.codec)
     return SplatScene(
-        gaussians=quantize_gaussians(dict(model.gauss_params), trim.codec),
+        gaussians=gaussians,
         sh_degree=model.config.sh_degree,
-        dataparser_transform=tuple(tuple(row) for row in outputs.dataparser_transform.double().tolist()),
-        dataparser_scale=float(outputs.dataparser_scale),
+        dataparser_transform=tuple(tuple(row) for row in dataparser_outputs.dataparser_transform.double().tolist()),
+        dataparser_scale=float(dataparser_outputs.dataparser_scale),
         background=tuple(background),  # type: ignore[arg-type]
         rasterize_mode=model.config.rasterize_mode,
         source={

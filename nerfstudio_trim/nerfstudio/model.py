@@ -23,10 +23,12 @@ from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.scene_box import OrientedBox
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.models.splatfacto import RGB2SH, SplatfactoModel, SplatfactoModelConfig
-from nerfstudio.viewer.viewer_elements import ViewerCheckbox, ViewerNumber
+from nerfstudio.viewer.viewer_elements import ViewerCheckbox, ViewerNumber, ViewerText
 from torch import Tensor, nn
 
 from nerfstudio_trim.core.quantize.gaussians import fake_quantize_gaussians
+from nerfstudio_trim.core.quantize.rate import sh_rest_bytes
+from nerfstudio_trim.core.quantize.sh_compaction import band_mask
 from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters
 from nerfstudio_trim.nerfstudio.checkpoints import GAUSSIAN_PARAMS
 from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
@@ -62,7 +64,8 @@ class SplatfactoTrimModel(SplatfactoModel):
         self.trimmer = Trimmer(self.config.trim)
         # Viewer elements are collected before the checkpoint loads (design.md trap 9): made here.
         self.viewer_gaussians = ViewerNumber("Trim: Gaussians", default_value=0, disabled=True)
-        self.viewer_size_mb = ViewerNumber("Trim: estimated file (MB)", default_value=0.0, disabled=True)
+        self.viewer_file = ViewerText("Trim: file", default_value="not measured yet", disabled=True,
+                                      hint="Size of the file ns-export trimmed-splat writes, at the last pruning round")  # fmt: skip
         self.viewer_score_heat_map = ViewerCheckbox(
             "Trim: score heat-map", default_value=False,
             hint="Also render the last pruning round's scores (output 'trim_score'): one more render per frame",
@@ -106,19 +109,27 @@ class SplatfactoTrimModel(SplatfactoModel):
 
     def set_extra_state(self, state: Any) -> None:
         self.trimmer.load_extra_state(state)
+        self.show_trim_progress()
+
+    def show_trim_progress(self) -> None:
+        """The viewer's trim fields: Gaussians now, the file's size at the last measurement."""
+        self.viewer_gaussians.value = self.num_points
+        state = self.trimmer.state
+        if state is not None and state.last_bytes is not None:
+            count = self.num_points
+            self.viewer_file.value = f"{state.last_bytes / 1e6:.3f} MB ({state.last_bytes / max(1, count):.1f} bytes per Gaussian)"
 
     def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
         """splatfacto's callbacks, plus the trimming step when a checkpoint was loaded (or a trim resumes).
 
-        A trim run's length comes from its schedule: ``max_num_iterations`` becomes an upper bound
-        and the run stops itself when the schedule is done.
+        The run stops itself when its schedule is done; ``--max-num-iterations`` bounds it (the schedule
+        stops pruning in time for its final fine-tune within it).
         """
         callbacks = super().get_training_callbacks(training_callback_attributes)
         trainer = training_callback_attributes.trainer
         loaded = trainer is not None and getattr(trainer.config, "load_checkpoint", None) is not None
         if trainer is not None and self.config.trim.enabled and (self.trimmer.active or loaded):
             views = TrainingViews(training_callback_attributes.pipeline.datamanager, self.device)
-            trainer.config.max_num_iterations = self.trimmer.remaining_steps(trainer._start_step, self.num_points)
             callbacks.append(
                 TrainingCallback(
                     [TrainingCallbackLocation.BEFORE_TRAIN_ITERATION],
@@ -137,29 +148,46 @@ class SplatfactoTrimModel(SplatfactoModel):
         if not self.trimmer.active:
             super().step_post_backward(step)
 
+    def file_parameters(self) -> Dict[str, Tensor]:
+        """The Gaussian parameters the exported file stores, before quantization: the model's own, with the
+        higher SH bands above each Gaussian's degree (after SH compaction) set to zero (differentiable)."""
+        params: Dict[str, Tensor] = dict(self.gauss_params.items())
+        degrees = self.trimmer.sh_degrees
+        if degrees is not None and degrees.shape[0] == self.num_points:
+            rest = params["features_rest"]
+            params["features_rest"] = rest * band_mask(degrees.to(rest.device), rest.shape[1]).to(rest.dtype)
+        return params
+
     def render_parameters(self) -> Dict[str, Tensor]:
         """The Gaussian parameters as rendered: while trimming (quantization-aware), exactly the values
         the exported file stores (``trim.codec``)."""
-        params: Dict[str, Tensor] = dict(self.gauss_params.items())
         if not (self.trimmer.active and self.config.trim.quantize):
-            return params
+            return self.file_parameters()
         codec = self.config.trim.codec
         if torch.is_grad_enabled():
-            return fake_quantize_gaussians(params, codec)
+            return fake_quantize_gaussians(self.file_parameters(), codec)
         # Without gradients (eval renders, the viewer) the quantized values are reused until a parameter
         # changes: an optimizer step bumps its version, pruning replaces it.
-        key = (codec, *((id(v), v._version) for v in params.values()))
+        params: Dict[str, Tensor] = dict(self.gauss_params.items())
+        degrees = self.trimmer.sh_degrees
+        key = (codec, *((id(v), v._version) for v in params.values()), id(degrees), None if degrees is None else degrees._version)
         cached = self.__dict__.get("_quantized_cache")
         if cached is None or cached[0] != key:
-            cached = (key, fake_quantize_gaussians(params, codec))
+            cached = (key, fake_quantize_gaussians(self.file_parameters(), codec))
             self.__dict__["_quantized_cache"] = cached
         return cached[1]
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
-        """splatfacto's losses, plus the optional L1 penalty on higher SH bands while trimming."""
+        """splatfacto's losses, plus, while trimming, what makes the file smaller: the estimated bytes of the
+        higher SH bands (``trim.rate_weight``) and the seed method's L1 penalty on them (``trim.sh_rest_l1``)."""
         losses = super().get_loss_dict(outputs, batch, metrics_dict)
-        if self.trimmer.active and self.config.trim.sh_rest_l1 > 0:
-            losses["sh_rest_l1"] = self.config.trim.sh_rest_l1 * self.features_rest.abs().mean()
+        trim = self.config.trim
+        if self.trimmer.active and (trim.rate_weight > 0 or trim.sh_rest_l1 > 0):
+            rest = self.file_parameters()["features_rest"]
+            if trim.rate_weight > 0:
+                losses["sh_rate"] = trim.rate_weight * sh_rest_bytes(rest, trim.codec.sh_bits).mean()
+            if trim.sh_rest_l1 > 0:
+                losses["sh_rest_l1"] = trim.sh_rest_l1 * rest.abs().mean()
         return losses
 
     def get_outputs(self, camera: Cameras) -> Dict[str, Union[Tensor, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from nerfstudio_trim.core.prune.schedule import TrimSchedule
 from nerfstudio_trim.core.prune.scores import ScoreMode
@@ -40,6 +40,13 @@ class TrimConfig(LoadsOlderConfigs, TrimSchedule):
     codec: CodecSettings = field(default_factory=CodecSettings)
     """How the exported file quantizes each attribute (format 2.0), which quantization-aware fine-tuning
     trains through."""
+    sh_compaction_tolerance: Optional[float] = 1.0 / 255
+    """SH compaction after each pruning round: each Gaussian gets the lowest SH degree that keeps its colours
+    towards the training cameras that see it within this tolerance (colour units, 0-1); the bands above it
+    are zero in the file and cost almost nothing. None: off."""
+    rate_weight: float = 0.0
+    """Weight of the estimated bytes per Gaussian of the higher SH bands (a differentiable estimate of what the
+    file pays) in the fine-tuning loss."""
     sh_rest_l1: float = 0.0
     """Weight of an L1 penalty on the higher SH bands (the seed method uses 0.05)."""
     seed: int = 0

@@ -1,8 +1,10 @@
-"""Runs the trimming schedule inside ``ns-train``: score passes, pruning rounds, quality checks.
+"""Runs the pruning loop (``core.prune.run``) inside ``ns-train``; the splatfacto-trim model is its host.
 
-``Trimmer`` is driven by a training callback of ``SplatfactoTrimModel`` before each iteration. It reads
-the training views from nerfstudio's full-image datamanager; the decisions come from
-``core.schedule.TrimSchedule``; the tensors change through ``core.prune``.
+``Trimmer`` belongs to the model and holds what a checkpoint must keep to resume mid-trim and to show the run
+afterwards: the run's state, the Gaussians the last round removed (for a rollback), each Gaussian's SH degree
+after compaction, the last round's scores (the viewer's heat map). A training callback calls ``Trimmer.step``
+before each iteration; ``ModelHost`` answers the loop's questions from the model, its optimizers and the
+training views (scores, removal, SH compaction, training-view PSNR, the exact size of the exported file).
 """
 
 from __future__ import annotations
@@ -10,19 +12,30 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Tuple
 
 import torch
 from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.engine.trainer import Trainer
 from nerfstudio.utils.rich_utils import CONSOLE
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor, nn
 
+from nerfstudio_trim.core.codec.nstrim import encode
 from nerfstudio_trim.core.prune.removal import append_gaussians, remove_gaussians
 from nerfstudio_trim.core.prune.render_scores import ScoringView, delta_mse_scores, sensitivity_scores
+from nerfstudio_trim.core.prune.run import PruningRun, RoundReport, Scores
 from nerfstudio_trim.core.prune.schedule import Action, TrimState
-from nerfstudio_trim.core.prune.scores import accumulate_scores, gamma_per_round, quantile_candidates, removal_mask
+from nerfstudio_trim.core.prune.scores import accumulate_scores, gamma_per_round, quantile_candidates
+from nerfstudio_trim.core.quantize.sh_compaction import ViewCameras, compact_sh
+from nerfstudio_trim.core.raster.render import viewmats_from_camera_to_worlds
 from nerfstudio_trim.nerfstudio.trim_config import TrimConfig
+from nerfstudio_trim.progress import LineProgress, progress
+
+if TYPE_CHECKING:
+    from nerfstudio_trim.nerfstudio.model import SplatfactoTrimModel
+
+PER_GAUSSIAN_RECORDS = ("sh_degrees", "scores")
+"""Per-Gaussian tensors the Trimmer keeps beside the parameters; they follow the Gaussians through removal."""
 
 
 class TrainingViews:
@@ -44,6 +57,19 @@ class TrainingViews:
         batch["image"] = batch["image"].to(self._device)
         return self._datamanager.train_cameras[index : index + 1].to(self._device), batch
 
+    def dataparser_outputs(self) -> Any:
+        """The training split's dataparser outputs (the normalisation the file records)."""
+        return self._datamanager.train_dataparser_outputs
+
+    def cameras(self) -> ViewCameras:
+        """All training cameras as pinhole cameras (gsplat's conventions), for SH compaction."""
+        _ = self._datamanager.cached_train  # the images first (see the class docstring)
+        cameras = self._datamanager.train_cameras.to(self._device)
+        return ViewCameras(
+            viewmats_from_camera_to_worlds(cameras.camera_to_worlds), cameras.get_intrinsics_matrices(),
+            cameras.width.flatten().to(torch.float32), cameras.height.flatten().to(torch.float32),
+        )  # fmt: skip
+
 
 @contextmanager
 def evaluating(model: nn.Module) -> Iterator[None]:
@@ -56,7 +82,7 @@ def evaluating(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def scoring_views(model: Any, views: TrainingViews) -> Iterator[ScoringView]:
+def scoring_views(model: "SplatfactoTrimModel", views: TrainingViews, pause: Callable[[], None]) -> Iterator[ScoringView]:
     """The training views as the scores render them: eval-mode cameras and background, and the images
     composited over that background as the model's loss does."""
     background = model._get_background_color()
@@ -68,24 +94,21 @@ def scoring_views(model: Any, views: TrainingViews) -> Iterator[ScoringView]:
             camera.camera_to_worlds[0], intrinsics, int(camera.width.item()), int(camera.height.item()), image,
             background,
         )  # fmt: skip
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=CONSOLE, transient=True,
-    )  # fmt: skip
+        pause()
 
 
 class Trimmer:
-    """State and actions of one trim run (see ``core.schedule`` for the decisions)."""
+    """What a trim run keeps on the model, and its step (see the module docstring)."""
 
     def __init__(self, config: TrimConfig):
         self.config = config  # the options, which are also the schedule (TrimConfig extends TrimSchedule)
         self.state: Optional[TrimState] = None
-        self.removed: Optional[Dict[str, Tensor]] = None  # Gaussians of the last round, for a rollback
-        self.last_scores: Optional[Tensor] = None  # scores of the kept Gaussians at the last round
-        self._colours: Optional[Tuple[Tensor, Tensor]] = None  # (last_scores, their score_colours)
+        self.removed: Optional[Dict[str, Tensor]] = None  # the last round's removed Gaussians and records
+        self.sh_degrees: Optional[Tensor] = None  # [N] int64 SH degree of each Gaussian after compaction
+        self.scores: Optional[Tensor] = None  # [N] the last round's scores of the current Gaussians
+        self._run: Optional[PruningRun] = None
+        self._fine_tuning: Optional[LineProgress] = None
+        self._colours: Optional[Tuple[Tensor, Tensor]] = None  # (scores, their heat-map colours)
 
     @property
     def active(self) -> bool:
@@ -93,143 +116,233 @@ class Trimmer:
         return self.state is not None
 
     def extra_state(self) -> Dict[str, Any]:
-        """What a checkpoint must hold to resume mid-trim."""
-        return {"trim_state": None if self.state is None else self.state.to_dict(), "removed": self.removed}
+        """What a checkpoint must hold to resume mid-trim and to show the run afterwards."""
+        return {"trim_state": None if self.state is None else self.state.to_dict(), "removed": self.removed,
+                "sh_degrees": self.sh_degrees, "scores": self.scores}  # fmt: skip
 
     def load_extra_state(self, values: Dict[str, Any]) -> None:
         state = values.get("trim_state")
         self.state = None if state is None else TrimState.from_dict(state)
         self.removed = values.get("removed")
+        self.sh_degrees, self.scores = values.get("sh_degrees"), values.get("scores")
 
-    def remaining_steps(self, step: int, count: int) -> int:
-        """Upper bound on the training steps left from ``step`` for a model of ``count`` Gaussians."""
-        done = 0 if self.state is None else self.state.rounds
-        rounds = self.config.max_rounds - done
-        if self.config.score_mode != "opacity-grad-quantile":  # the quantile rule may remove less per round
-            rounds = min(rounds, self.config.rounds_to_target(count))
-        ahead = 0 if self.state is None else max(0, self.state.next_step - step)
-        return ahead + (rounds + 1) * self.config.steps_per_round + self.config.final_steps + 1
+    def records(self) -> Dict[str, Tensor]:
+        """The per-Gaussian records that exist now, by name."""
+        return {name: value for name in PER_GAUSSIAN_RECORDS if (value := getattr(self, name)) is not None}
 
-    def step(self, model: Any, views: TrainingViews, step: int, trainer: Any) -> None:
-        """Called before training iteration ``step``: start, prune, check quality or stop when due."""
-        if self.state is None:
-            reference = self.training_psnr(model, views) if self.config.max_psnr_drop is not None else None
-            self.state = self.config.begin(step, model.num_points, reference)
-            CONSOLE.print(
-                f"[bold]trim[/bold]: {model.num_points:,} Gaussians loaded"
-                + (f", training-view PSNR {reference:.2f} dB" if reference is not None else "")
-            )
-        if not self.config.is_due(self.state, step):
-            return
-        psnr = self.training_psnr(model, views) if self.config.needs_quality_check(self.state) else None
-        action, keep, self.state = self.config.decide(self.state, step, model.num_points, psnr)
-        scoring_seconds = None
-        if action == Action.PRUNE:
-            started = time.perf_counter()
-            scores = self.scores(model, views)
-            scoring_seconds = time.perf_counter() - started
-            remove = self.removal(model, scores, model.num_points - keep)
-            self.removed = remove_gaussians(model.gauss_params, model.optimizers, remove, model.strategy_state)
-            self.last_scores = scores[~remove]
-        elif action == Action.ROLLBACK:
-            if self.removed is not None:
-                append_gaussians(model.gauss_params, model.optimizers, self.removed, model.strategy_state)
-            self.removed = None
-        elif action == Action.FINAL:
-            self.removed = None
-        else:
+    def step(self, model: "SplatfactoTrimModel", views: TrainingViews, step: int, trainer: Trainer) -> None:
+        """Called before training iteration ``step``: start, prune, check or stop when due."""
+        if self._run is None:
+            host = ModelHost(model, self, views, pause_for_viewer(trainer))
+            self._run = PruningRun(self.config, host, self.state)
+            if self.state is None:
+                self.state = self._run.begin(step, trainer.config.max_num_iterations)
+                host.announce(self.state)
+        report = self._run.advance(step)
+        self.state = self._run.state
+        if report is None:
+            if self._fine_tuning is not None:
+                self._fine_tuning.advance()
+        elif report.action == Action.STOP:
             trainer.stop_training = True
-        self.report(model, step, action, psnr, scoring_seconds)
+        else:
+            what = f"round {report.state.rounds}: fine-tuning" if report.action == Action.PRUNE else "final fine-tune"
+            self._fine_tuning = LineProgress(f"trim: {what}, step", max(1, self.state.next_step - step))
 
     def score_colours(self, count: int) -> Optional[Tensor]:
-        """[N, 1] the last round's scores as log-scaled values in [0, 1] for a heat-map (1st to 99th
-        percentile), or None when there are none for the current ``count`` Gaussians. Computed once per
-        round, not per rendered frame."""
-        scores = self.last_scores
+        """[N, 1] the last round's scores as heat-map values in [0, 1] (their rank among the Gaussians, so any
+        score's scale and sign work), or None when there are none for the current ``count`` Gaussians.
+        Computed once per round, not per rendered frame."""
+        scores = self.scores
         if scores is None or scores.shape[0] != count or count == 0:
             return None
         if self._colours is None or self._colours[0] is not scores:
-            logs = torch.log10(scores.clamp(min=1e-12))
-            low, high = torch.quantile(logs, logs.new_tensor([0.01, 0.99]))  # one sort; any size (torch >= 2.14)
-            self._colours = (scores, ((logs - low) / (high - low).clamp(min=1e-6)).clamp(0, 1)[:, None])
+            ranks = torch.empty_like(scores)
+            ranks[torch.argsort(scores)] = torch.arange(count, dtype=scores.dtype, device=scores.device)
+            self._colours = (scores, (ranks / max(1, count - 1))[:, None])
         return self._colours[1]
 
-    def scores(self, model: Any, views: TrainingViews) -> Tensor:
-        """One score per Gaussian, by the configured mode."""
-        mode = self.config.score_mode
+
+def pause_for_viewer(trainer: Trainer) -> Callable[[], None]:
+    """Between two views of a long pass: let a connected viewer render (it waits for the training lock,
+    which the trainer holds during callbacks). Nothing without a viewer."""
+    if trainer.viewer_state is None:
+        return lambda: None
+
+    def pause() -> None:
+        trainer.train_lock.release()
+        try:
+            time.sleep(0.005)
+        finally:
+            trainer.train_lock.acquire()
+
+    return pause
+
+
+class ModelHost:
+    """The splatfacto-trim model as the pruning loop's host (``core.prune.run.PruningHost``)."""
+
+    def __init__(self, model: "SplatfactoTrimModel", trimmer: Trimmer, views: TrainingViews, pause: Callable[[], None]):
+        self.model, self.trimmer, self.views, self.pause = model, trimmer, views, pause
+        self.config = trimmer.config
+
+    @property
+    def count(self) -> int:
+        return self.model.num_points
+
+    def announce(self, state: TrimState) -> None:
+        """The run's start: what was loaded and how long the schedule can be."""
+        config, model = self.config, self.model
+        per_gaussian = state.reference_bytes / state.initial_count if state.reference_bytes and state.initial_count else None
+        rounds = config.planned_rounds(state.initial_count, per_gaussian)
+        budget = (state.end_step - state.next_step) if state.end_step is not None else None
+        cut = budget is not None and config.max_steps(rounds) > budget
+        if cut:
+            rounds = config.rounds_within(budget)
+        quality = f", training-view PSNR {state.reference_psnr:.2f} dB" if state.reference_psnr is not None else ""
+        size = f", file {state.reference_bytes / 1e6:.3f} MB" if state.reference_bytes is not None else ""
+        CONSOLE.print(f"trim: {model.num_points:,} Gaussians loaded{quality}{size}", markup=False, highlight=False)
+        CONSOLE.print(
+            f"trim: schedule of at most {rounds} rounds of {config.steps_per_round:,} steps and {config.final_steps:,} "
+            f"final steps: at most {config.max_steps(rounds):,} steps"
+            + (f" (cut to fit --max-num-iterations {budget:,})" if cut else ""),
+            markup=False, highlight=False,
+        )  # fmt: skip
+
+    def scores(self) -> Scores:
+        """One score per Gaussian, by the configured mode (quantization-aware values, eval-mode renders)."""
+        model, mode = self.model, self.config.score_mode
         if mode == "opacity":
-            return torch.sigmoid(model.gauss_params["opacities"].detach()).flatten()
+            return self._scored(Scores(torch.sigmoid(model.gauss_params["opacities"].detach()).flatten()))
         if mode == "random":
-            generator = torch.Generator().manual_seed(self.config.seed + (self.state.rounds if self.state else 0))
-            return torch.rand(model.num_points, generator=generator).to(model.device)
-        with evaluating(model), _progress() as progress:
-            task = progress.add_task("scoring Gaussians", total=len(views))
+            rounds = self.trimmer.state.rounds if self.trimmer.state else 0
+            generator = torch.Generator().manual_seed(self.config.seed + rounds)
+            return self._scored(Scores(torch.rand(model.num_points, generator=generator).to(model.device)))
+        with evaluating(model), progress("trim: scoring Gaussians, view", total=len(self.views)) as advance:
             if mode in ("delta-mse", "sensitivity"):
                 with torch.no_grad():
                     params = model.render_parameters()
                 score = delta_mse_scores if mode == "delta-mse" else sensitivity_scores
-                return score(
-                    params, scoring_views(model, views), model.config.sh_degree,
+                values = score(
+                    params, scoring_views(model, self.views, self.pause), model.config.sh_degree,
                     active_sh_degree=min(model.step // model.config.sh_degree_interval, model.config.sh_degree),
-                    rasterize_mode=model.config.rasterize_mode, on_view=lambda _: progress.advance(task),
+                    rasterize_mode=model.config.rasterize_mode, on_view=lambda _: advance(),
                 )  # fmt: skip
+                return self._scored(Scores(values))
 
             def view_loss(index: int) -> Tensor:
-                camera, batch = views[index]
+                camera, batch = self.views[index]
                 return model.get_loss_dict(model.get_outputs(camera), batch)["main_loss"]
 
-            return accumulate_scores(
-                dict(model.gauss_params), view_loss, len(views),
-                mode="abs-grad" if mode == "abs-grad" else "grad-norm",
-                on_view=lambda _: progress.advance(task),
-            )  # fmt: skip
+            def after_view(_: int) -> None:
+                advance()
+                self.pause()
 
-    def removal(self, model: Any, scores: Tensor, count: int) -> Tensor:
-        """[N] bool: the ``count`` Gaussians to remove (fewer if the quantile rule offers fewer)."""
-        if self.config.score_mode != "opacity-grad-quantile":
-            return removal_mask(scores, count)
+            values = accumulate_scores(dict(model.gauss_params), view_loss, len(self.views),
+                                       mode="abs-grad" if mode == "abs-grad" else "grad-norm", on_view=after_view)  # fmt: skip
+        if mode != "opacity-grad-quantile":
+            return self._scored(Scores(values))
         gamma = gamma_per_round(self.config.quantile_gamma_target, self.config.quantile_rounds)
         opacities = torch.sigmoid(model.gauss_params["opacities"].detach()).flatten()
-        return removal_mask(scores, count, quantile_candidates(scores, opacities, gamma))
+        return self._scored(Scores(values, quantile_candidates(values, opacities, gamma)))
+
+    def _scored(self, scores: Scores) -> Scores:
+        """Keep the scores as a per-Gaussian record (the viewer's heat map), then hand them to the loop."""
+        self.trimmer.scores = scores.values.detach()
+        return scores
+
+    def remove(self, mask: Tensor) -> None:
+        """Remove the Gaussians of ``mask`` from parameters, optimizers, densification state and records."""
+        model, trimmer = self.model, self.trimmer
+        records = trimmer.records()
+        removed = remove_gaussians(model.gauss_params, model.optimizers, mask, model.strategy_state)
+        trimmer.removed = {**removed, **{name: value[mask] for name, value in records.items()}}
+        for name, value in records.items():
+            setattr(trimmer, name, value[~mask])
+
+    def restore(self) -> None:
+        """Put back the last round's Gaussians (optimizer moments start at zero)."""
+        model, trimmer, removed = self.model, self.trimmer, self.trimmer.removed
+        if removed is None:
+            return
+        params = {name: value for name, value in removed.items() if name in model.gauss_params}
+        append_gaussians(model.gauss_params, model.optimizers, params, model.strategy_state)
+        for name in PER_GAUSSIAN_RECORDS:
+            current = getattr(trimmer, name)
+            if current is not None and name in removed:
+                setattr(trimmer, name, torch.cat([current, removed[name].to(current)]))
+            elif current is not None:
+                setattr(trimmer, name, None)  # no record of the restored Gaussians: drop the record
+
+    def forget(self) -> None:
+        self.trimmer.removed = None
+
+    def settle(self) -> None:
+        """SH compaction (``trim.sh_compaction_tolerance``) of the Gaussians kept: each gets the lowest SH
+        degree that keeps its colours towards the training cameras; the model renders and stores its bands
+        above it as zeros from now on."""
+        tolerance = self.config.sh_compaction_tolerance
+        model = self.model
+        if tolerance is None or model.config.sh_degree == 0:
+            return
+        params = model.gauss_params
+        with torch.no_grad():
+            stored = model.file_parameters()  # the bands above earlier degrees are zero there
+            result = compact_sh(stored["features_dc"].detach(), stored["features_rest"].detach(),
+                                stored["means"].detach(), self.views.cameras(), tolerance)  # fmt: skip
+            params["features_dc"].data.copy_(result.features_dc)
+            params["features_rest"].data.copy_(result.features_rest)
+        caps = self.trimmer.sh_degrees
+        self.trimmer.sh_degrees = result.degrees if caps is None else torch.minimum(caps, result.degrees)
 
     @torch.no_grad()
-    def training_psnr(self, model: Any, views: TrainingViews) -> float:
+    def training_psnr(self) -> float:
         """Mean PSNR (dB) over the training views, rendered as in eval mode."""
-        total = 0.0
-        with evaluating(model), _progress() as progress:
-            task = progress.add_task("training-view PSNR", total=len(views))
-            for index in range(len(views)):
-                camera, batch = views[index]
+        model, total = self.model, 0.0
+        with evaluating(model), progress("trim: training-view PSNR, view", total=len(self.views)) as advance:
+            for index in range(len(self.views)):
+                camera, batch = self.views[index]
                 outputs = model.get_outputs(camera)
                 target = model.composite_with_background(model.get_gt_img(batch["image"]), outputs["background"])
                 mse = torch.mean((outputs["rgb"] - target) ** 2).clamp(min=1e-12)
                 total += -10.0 * math.log10(float(mse))
-                progress.advance(task)
-        return total / max(1, len(views))
+                advance()
+                self.pause()
+        return total / max(1, len(self.views))
 
-    def report(
-        self, model: Any, step: int, action: Action, psnr: Optional[float], scoring_seconds: Optional[float]
-    ) -> None:
-        """One console line and scalars for nerfstudio's writers (tensorboard, wandb)."""
-        assert self.state is not None
-        count, initial = model.num_points, self.state.initial_count
-        size_mb = count * self.config.bytes_per_gaussian / 1e6
-        quality = f", training-view PSNR {psnr:.2f} dB" if psnr is not None else ""
-        quality += f", scored in {scoring_seconds:.1f} s" if scoring_seconds is not None else ""
-        CONSOLE.print(
-            f"[bold]trim[/bold] step {step}: {action.value} (round {self.state.rounds}) -> {count:,} Gaussians, "
-            f"{count / initial:.1%} kept, ~{size_mb:.2f} MB{quality}"
-        )
+    def file_bytes(self) -> int:
+        """Exact size of the file ``ns-export trimmed-splat`` would write now."""
+        from nerfstudio_trim.nerfstudio.export import model_scene  # the exporter imports nerfstudio's scripts
+
+        return len(encode(model_scene(self.model, self.views.dataparser_outputs(), step=None)))
+
+    def report(self, report: RoundReport) -> None:
+        """One console line, scalars for nerfstudio's writers (tensorboard, wandb) and the viewer's fields."""
+        state = report.state
+        checked = []
+        if report.file_bytes is not None:
+            checked.append(f"file {report.file_bytes / 1e6:.3f} MB ({report.file_bytes / max(1, report.measured_count):.1f} "
+                           "bytes per Gaussian)")  # fmt: skip
+        if report.psnr is not None:
+            checked.append(f"training-view PSNR {report.psnr:.2f} dB")
+        line = f"trim step {report.step}: "
+        if checked:
+            line += f"{report.measured_count:,} Gaussians: {', '.join(checked)}; "
+        line += f"{report.action.value} ({report.reason}) -> {report.count:,} Gaussians, {report.count / state.initial_count:.1%} kept"
+        if report.scoring_seconds is not None:
+            line += f", scored in {report.scoring_seconds:.1f} s"
+        CONSOLE.print(line, markup=False, highlight=False, soft_wrap=True)
         # Imported here: nerfstudio.utils.writer and nerfstudio.configs.base_config import each other,
         # so importing the writer first (this module on its own) would fail.
         from nerfstudio.utils import writer
 
-        model.viewer_gaussians.value = count
-        model.viewer_size_mb.value = round(size_mb, 3)
-        writer.put_scalar(name="Trim/gaussians", scalar=count, step=step)
-        writer.put_scalar(name="Trim/fraction_kept", scalar=count / initial, step=step)
-        writer.put_scalar(name="Trim/estimated_size_mb", scalar=size_mb, step=step)
-        if psnr is not None:
-            writer.put_scalar(name="Trim/training_view_psnr", scalar=psnr, step=step)
-        if scoring_seconds is not None:
-            writer.put_scalar(name="Trim/score_pass_seconds", scalar=scoring_seconds, step=step)
+        writer.put_scalar(name="Trim/gaussians", scalar=report.count, step=report.step)
+        writer.put_scalar(name="Trim/fraction_kept", scalar=report.count / state.initial_count, step=report.step)
+        if report.file_bytes is not None:
+            writer.put_scalar(name="Trim/file_mb", scalar=report.file_bytes / 1e6, step=report.step)
+            writer.put_scalar(name="Trim/bytes_per_gaussian", scalar=report.file_bytes / max(1, report.measured_count), step=report.step)
+        if report.psnr is not None:
+            writer.put_scalar(name="Trim/training_view_psnr", scalar=report.psnr, step=report.step)
+        if report.scoring_seconds is not None:
+            writer.put_scalar(name="Trim/score_pass_seconds", scalar=report.scoring_seconds, step=report.step)
+        self.model.show_trim_progress()

@@ -43,6 +43,9 @@ class RoundReport:
     reason: str
     state: TrimState
     count: int
+    """Gaussians after the action."""
+    measured_count: int
+    """Gaussians when ``psnr`` and ``file_bytes`` were measured (before the action)."""
     psnr: Optional[float]
     file_bytes: Optional[int]
     scoring_seconds: Optional[float]
@@ -121,7 +124,8 @@ class PruningRun:
             return None
         psnr = self.host.training_psnr() if self.schedule.needs_quality_check(self.state) else None
         file_bytes = self.host.file_bytes() if self.schedule.needs_file_size(self.state) else None
-        decision = self.schedule.decide(self.state, step, Measurement(self.host.count, psnr, file_bytes))
+        measured_count = self.host.count
+        decision = self.schedule.decide(self.state, step, Measurement(measured_count, psnr, file_bytes))
         self.state = decision.state
         scoring_seconds = None
         if decision.action == Action.PRUNE:
@@ -136,7 +140,7 @@ class PruningRun:
             self.host.settle()
         elif decision.action == Action.FINAL:
             self.host.forget()
-        report = RoundReport(step, decision.action, decision.reason, self.state, self.host.count, psnr, file_bytes,
-                             scoring_seconds)  # fmt: skip
+        report = RoundReport(step, decision.action, decision.reason, self.state, self.host.count, measured_count, psnr,
+                             file_bytes, scoring_seconds)  # fmt: skip
         self.host.report(report)
         return report

@@ -25,6 +25,7 @@ from nerfstudio_trim.core.quantize.rotations import SmallestThree, quantize_rota
 from nerfstudio_trim.core.quantize.sh_bands import BandCodes, quantize_bands
 from nerfstudio_trim.core.quantize.straight_through import straight_through
 from nerfstudio_trim.core.quantize.uniform import UniformCodes, channel_range, quantize_levels, quantize_step
+from nerfstudio_trim.errors import TrimError
 
 OPACITY_LOGIT_LIMIT = 12.0
 """Opacity logits are stored within +-12 (opacity 6e-6 to 0.999994); other tools write +-inf for 0 and 1."""
@@ -47,6 +48,13 @@ class CodecSettings:
     """Bits of the base colour (SH degree 0) per channel, over each channel's range."""
     sh_bits: Tuple[int, int, int] = (5, 4, 4)
     """Bits per higher SH band (degrees 1, 2, 3): signed codes, a step per coefficient and colour."""
+
+    def validate_as_option(self) -> None:
+        """``validate`` as a user's option: one line naming ``--pipeline.model.trim.codec``."""
+        try:
+            self.validate()
+        except ValueError as exc:
+            raise TrimError(f"--pipeline.model.trim.codec: {exc}") from None
 
     def validate(self) -> None:
         """Raise ValueError for settings no file can hold."""
