@@ -1,11 +1,12 @@
 """``ns-trim bench``: the seed method's results table for one scene, with one command.
 
 Given a dataset and a trained baseline run (splatfacto or splatfacto-trim), it runs nerfstudio's own
-commands: ``ns-eval`` of the baseline, ``ns-train splatfacto-trim --load-checkpoint`` (trim),
-``ns-eval`` of the trimmed run, ``ns-export trimmed-splat``, and ``ns-trim eval`` of the file; then it
-writes ``results.json`` and ``results.md`` (PSNR, SSIM, LPIPS, NUM GAUSSIANS, FPS, SIZE (MB), the
-compression ratio against the baseline as a PLY, and the PSNR change). Each step's output is kept; a
-rerun skips the steps that finished.
+commands: ``ns-eval`` of the baseline, ``ns-export trimmed-splat`` of the baseline as it is (our file of the
+untrimmed model) and ``ns-trim eval`` of that file, ``ns-train splatfacto-trim --load-checkpoint`` (trim),
+``ns-eval`` of the trimmed run, ``ns-export trimmed-splat`` and ``ns-trim eval`` of its file; then it writes
+``results.json`` and ``results.md`` (PSNR, SSIM, LPIPS, NUM GAUSSIANS, FPS, SIZE (MB), the compression ratio
+against the baseline as a PLY and as our file, and the PSNR change). Each step's output is kept; a rerun
+skips the steps that finished.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from nerfstudio_trim.nerfstudio.config_yaml import load_config
 
 BIN = Path(sys.executable).parent
 console = Console()
-COLUMNS = ("model", "PSNR", "SSIM", "LPIPS", "NUM GAUSSIANS", "FPS", "SIZE (MB)", "compression vs baseline PLY", "PSNR change (dB)")
+COLUMNS = ("model", "PSNR", "SSIM", "LPIPS", "NUM GAUSSIANS", "FPS", "SIZE (MB)", "compression vs baseline PLY",
+           "compression vs baseline file", "PSNR change (dB)")  # fmt: skip
 
 
 def run(command: List[str], what: str, device: str, stream_prefix: Optional[str] = None) -> str:
@@ -134,13 +136,14 @@ def _row(model: str, metrics: Dict[str, Any], gaussians: int, size_bytes: int, s
 def markdown(rows: List[Dict[str, Any]]) -> str:
     """The results table in markdown, with the seed method's columns."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|---|" + "---:|" * (len(COLUMNS) - 1)]
-    baseline = rows[0]
+    baseline, baseline_file = rows[0], rows[1]
     for row in rows:
         lpips = "n/a" if row["lpips"] is None else f"{row['lpips']:.3f}"
         fps = "n/a" if row["fps"] is None else f"{row['fps']:.1f}"
-        ratio = baseline["size_mb"] / row["size_mb"]
+        vs_ply, vs_file = baseline["size_mb"] / row["size_mb"], baseline_file["size_mb"] / row["size_mb"]
         cells = [f"{row['model']}", f"{row['psnr']:.2f}", f"{row['ssim']:.4f}", lpips, f"{row['gaussians']:,}", fps,
-                 f"{row['size_mb']:.3f} ({row['size_kind']})", f"{ratio:.1f}x", f"{row['psnr'] - baseline['psnr']:+.2f}"]  # fmt: skip
+                 f"{row['size_mb']:.3f} ({row['size_kind']})", f"{vs_ply:.1f}x", f"{vs_file:.2f}x",
+                 f"{row['psnr'] - baseline['psnr']:+.2f}"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -160,6 +163,18 @@ class Bench:
     device: Literal["cpu", "cuda"] = "cuda" if torch.cuda.is_available() else "cpu"
     """Where to trim and evaluate."""
 
+    def export_and_evaluate(self, config: Path, folder: Path, results: str) -> Dict[str, Any]:
+        """``ns-export trimmed-splat`` of a run into ``folder`` and ``ns-trim eval`` of the file (each skipped when
+        done); the evaluation's results (with the file's ``bytes``)."""
+        scene_file = folder / "scene.nstrim"
+        if not scene_file.is_file():
+            run([str(BIN / "ns-export"), "trimmed-splat", "--load-config", str(config), "--output-dir", str(folder)],
+                f"ns-export trimmed-splat {config}", self.device)  # fmt: skip
+        if not _results(self.output_dir / results):
+            run([str(BIN / "ns-trim"), "eval", str(scene_file), "--data", str(self.data), "--device", self.device,
+                 "--output-path", str(self.output_dir / results)], f"ns-trim eval {scene_file}", self.device)  # fmt: skip
+        return _results(self.output_dir / results) or {}
+
     def main(self) -> Dict[str, Any]:
         if not self.baseline.is_file():
             raise TrimError(f"baseline config {self.baseline} does not exist")
@@ -177,22 +192,17 @@ class Bench:
         baseline_count, degree = count_gaussians(baseline_checkpoint)
         baseline = ns_eval(self.baseline, out / "baseline_eval.json", self.device)
 
+        baseline_file = self.export_and_evaluate(self.baseline, out / "baseline_export", "baseline_file_eval.json")
         run_dir, _ = trim_run(baseline_checkpoint, self.data, shlex.split(self.trim_args), out / "trim", self.device)
         trimmed = ns_eval(run_dir / "config.yml", out / "trimmed_eval.json", self.device)
-        scene_file = out / "export" / "scene.nstrim"
-        if not scene_file.is_file():
-            run([str(BIN / "ns-export"), "trimmed-splat", "--load-config", str(run_dir / "config.yml"),
-                 "--output-dir", str(scene_file.parent)], "ns-export trimmed-splat", self.device)  # fmt: skip
-        if not _results(out / "file_eval.json"):
-            run([str(BIN / "ns-trim"), "eval", str(scene_file), "--data", str(self.data), "--device", self.device,
-                 "--output-path", str(out / "file_eval.json")], f"ns-trim eval {scene_file}", self.device)  # fmt: skip
-        file = _results(out / "file_eval.json") or {}
+        file = self.export_and_evaluate(run_dir / "config.yml", out / "export", "file_eval.json")
 
         trimmed_count, _ = count_gaussians(latest_checkpoint(run_dir))
         rows = [
             _row("baseline (ns-eval)", baseline, baseline_count, ply_size(baseline_count, degree), "PLY"),
+            _row("baseline, our file (ns-trim eval)", baseline_file, baseline_file["gaussians"], baseline_file["bytes"], "file"),
             _row("trimmed run (ns-eval)", trimmed, trimmed_count, ply_size(trimmed_count, degree), "PLY"),
-            _row("trimmed .nstrim file (ns-trim eval)", file, file["gaussians"], scene_file.stat().st_size, "file"),
+            _row("trimmed, our file (ns-trim eval)", file, file["gaussians"], file["bytes"], "file"),
         ]
         results = {
             "scene": str(self.data), "baseline": str(self.baseline), "trim_args": self.trim_args, "device": self.device,

@@ -157,10 +157,40 @@ def test_decoded_ply_evaluates_as_the_file_and_other_parameters_as_themselves(ex
 
 def test_export_refuses_another_methods_config(trim_run, tmp_path):
     config = tmp_path / "config.yml"
-    config.write_text(trim_run.config.read_text().replace("method_name: splatfacto-trim", "method_name: splatfacto"))
+    config.write_text(trim_run.config.read_text().replace("method_name: splatfacto-trim", "method_name: nerfacto"))
     out = tmp_path / "exports"
     result = ns("ns-export", "trimmed-splat", "--load-config", str(config), "--output-dir", str(out), cwd=tmp_path)
-    assert_clean_failure(result, "is a splatfacto run", out)
+    assert_clean_failure(result, "is a nerfacto run", out)
+
+
+def test_a_plain_splatfacto_run_exports_its_untrimmed_model(trained_run, tmp_path):
+    """The file of a baseline as it is (ns-trim bench's "baseline, our file" row), also for upstream splatfacto."""
+    import dataclasses
+
+    import yaml
+    from nerfstudio.models.splatfacto import SplatfactoModelConfig
+
+    from nerfstudio_trim.core.quantize.gaussians import quantize_gaussians
+    from nerfstudio_trim.nerfstudio.checkpoints import gaussian_state, load_checkpoint
+    from nerfstudio_trim.nerfstudio.config_yaml import load_config
+
+    config = load_config(trained_run.config)
+    options = {f.name: getattr(config.pipeline.model, f.name) for f in dataclasses.fields(SplatfactoModelConfig) if f.name != "_target"}
+    config.pipeline.model, config.method_name = SplatfactoModelConfig(**options), "splatfacto"
+    config.output_dir = tmp_path / "runs"
+    (config.get_checkpoint_dir()).mkdir(parents=True)
+    shutil.copy(trained_run.checkpoint, config.get_checkpoint_dir())
+    path = config.get_base_dir() / "config.yml"
+    path.write_text(yaml.dump(config))
+    out = tmp_path / "exports"
+    result = ns("ns-trim", "export", "--load-config", str(path), "--output-dir", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "not fine-tuned with quantization" in result.stdout
+    decoded = read_file(out / "scene.nstrim").gaussians.dequantize()
+    params = gaussian_state(load_checkpoint(trained_run.checkpoint)["pipeline"])
+    expected = quantize_gaussians(params).dequantize()
+    order = morton_order(expected["means"])
+    assert all(torch.equal(decoded[name], expected[name][order].reshape(decoded[name].shape)) for name in decoded)
 
 
 def test_export_into_an_unwritable_place_fails_before_loading(trim_run, tmp_path):

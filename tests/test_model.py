@@ -287,3 +287,72 @@ def test_trimmer_render_scores_use_the_models_training_views(trained_run, tmp_pa
     assert float(scores[0]) == pytest.approx(6 * math.log(SENSITIVITY_DAMPING), rel=1e-5)
     assert float(scores[0]) == float(scores.min())
     assert float(scores[important].min()) > float(scores[0]) + 10
+
+
+@pytest.mark.parametrize("rate_weight", [0.0, 0.05])
+def test_the_rate_term_keeps_fine_tuning_from_raising_bytes_per_gaussian(trained_run, tmp_path, rate_weight):
+    """The loaded model's higher SH bands are zero (a short training before SH degree 1); fine-tuned with all
+    bands active they grow, and the file with them. With the rate term they stay where they cost nothing."""
+    import io
+
+    from nerfstudio_trim.core.codec import format2
+    from nerfstudio_trim.core.codec.container import Limits, open_container
+    from nerfstudio_trim.core.codec.nstrim import encode
+    from nerfstudio_trim.core.prune.schedule import TrimState
+    from nerfstudio_trim.nerfstudio.export import model_scene
+
+    trainer = trainer_from(trained_run.config, trained_run.checkpoint, tmp_path)
+    model = trainer.pipeline.model
+    model.config.sh_degree_interval = 1  # every band trains
+    model.config.trim.rate_weight = rate_weight
+    model.config.trim.sh_compaction_tolerance = None
+    model.trimmer.state = TrimState(initial_count=model.num_points)  # trimming: quantization-aware, the rate term
+
+    def sizes():
+        """(file bytes, bytes of the higher SH bands) of the file the model exports now."""
+        data = encode(model_scene(model, trainer.pipeline.datamanager.train_dataparser_outputs, step=None))
+        opened = open_container(io.BytesIO(data), len(data), Limits())
+        rows = format2.attribute_rows(format2.check_header(opened.header_bytes, opened.payload_size, Limits()))
+        return len(data), dict((name, stored) for name, _, stored in rows)["features_rest"]
+
+    (before, rest_before), count = sizes(), model.num_points
+    for _ in range(20):
+        one_training_step(trainer)
+        trainer._start_step += 1
+    (after, rest_after) = sizes()
+    assert model.num_points == count
+    if rate_weight == 0:
+        assert after > before * 1.1 and rest_after > 10 * rest_before  # the control: the bands grow and cost
+    else:
+        assert rest_after <= rest_before * 1.5 + 64  # a few codes at most: the bands cost nothing
+        assert after <= before * 1.02  # what is left: this 30-step model's scales still spread when fine-tuned
+
+
+def test_a_rolled_back_round_keeps_its_scores_and_sh_degrees_and_the_viewer_follows(trained_run, tmp_path):
+    """What follows the Gaussians through a round and its rollback: scores (the heat map), SH degrees; and the
+    viewer's fields after the report."""
+    from nerfstudio_trim.core.prune.run import RoundReport
+    from nerfstudio_trim.core.prune.schedule import Action, TrimState
+    from nerfstudio_trim.core.prune.scores import removal_mask
+    from nerfstudio_trim.nerfstudio.trimming import ModelHost, TrainingViews
+
+    trainer = trainer_from(trained_run.config, trained_run.checkpoint, tmp_path)
+    model = trainer.pipeline.model
+    model.optimizers = trainer.optimizers.optimizers  # what splatfacto's step callback sets before a trim step
+    trimmer, count = model.trimmer, model.num_points
+    trimmer.state = TrimState(initial_count=count, last_bytes=123_456)
+    host = ModelHost(model, trimmer, TrainingViews(trainer.pipeline.datamanager, model.device), pause=lambda: None)
+    model.config.trim.score_mode = "opacity"
+    scores = host.scores().values
+    trimmer.sh_degrees = torch.arange(count) % 4
+    mask = removal_mask(scores, count // 10)
+    host.remove(mask)
+    assert model.num_points == trimmer.scores.shape[0] == trimmer.sh_degrees.shape[0] == count - count // 10
+    assert torch.equal(trimmer.scores, scores[~mask]) and trimmer.score_colours(model.num_points) is not None
+    host.restore()
+    assert model.num_points == count and torch.equal(trimmer.scores, torch.cat([scores[~mask], scores[mask]]))
+    assert torch.equal(trimmer.sh_degrees, torch.cat([(torch.arange(count) % 4)[~mask], (torch.arange(count) % 4)[mask]]))
+    assert trimmer.score_colours(count) is not None  # the heat map is still offered after a rollback
+    host.report(RoundReport(10, Action.ROLLBACK, "test", trimmer.state, count, count, None, None, None))
+    assert model.viewer_gaussians.value == count
+    assert model.viewer_file.value == f"0.123 MB ({123_456 / count:.1f} bytes per Gaussian)"  # decimals, as text

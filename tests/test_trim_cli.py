@@ -74,3 +74,18 @@ def test_nan_parameters(tiny_scene, trained_run, tmp_path):
     result, out = bad_run(tmp_path, tiny_scene, "--load-checkpoint", str(broken))
     assert_clean_failure(result, out, "non-finite values (NaN or inf) in its Gaussians' opacities")
     assert trained_run.checkpoint.read_bytes() == before
+
+
+def test_a_finished_run_shows_its_gaussians_file_and_heat_map_when_loaded(trim_run):
+    """As ns-viewer --load-config loads it: the viewer's trim fields and the heat map come back with the run."""
+    from nerfstudio_trim.nerfstudio.export import load_run, read_run_config
+
+    pipeline, _ = load_run(read_run_config(trim_run.config))
+    model = pipeline.model
+    state = model.trimmer.state
+    assert state.phase == "done" and state.last_bytes is not None
+    assert model.viewer_gaussians.value == model.num_points
+    assert model.viewer_file.value.startswith(f"{state.last_bytes / 1e6:.3f} MB")
+    model.viewer_score_heat_map.value = True
+    camera = pipeline.datamanager.train_dataset.cameras[0:1]
+    assert model.get_outputs_for_camera(camera)["trim_score"].shape[-1] == 1

@@ -8,7 +8,7 @@ uncompressed PLY of the same model and of the model the trim started from.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -34,23 +34,29 @@ METHOD = "splatfacto-trim"
 
 
 def read_run_config(path: Path) -> TrainerConfig:
-    """The config.yml of a splatfacto-trim run (nerfstudio's own YAML, read with ``config_yaml.ConfigLoader``,
-    which builds only what nerfstudio configs hold).
+    """The config.yml of a splatfacto-trim or splatfacto run (nerfstudio's own YAML, read with
+    ``config_yaml.ConfigLoader``, which builds only what nerfstudio configs hold); a splatfacto run's model
+    becomes splatfacto-trim's with the same options (it loads splatfacto checkpoints, on any device).
 
     Raises:
         TrimError: missing file, not a nerfstudio config (or one holding other objects), or a config of
             another method.
     """
+    from nerfstudio.models.splatfacto import SplatfactoModelConfig
+
+    from nerfstudio_trim.nerfstudio.model import SplatfactoTrimModelConfig
+
     if not Path(path).is_file():
         raise TrimError(f"config {path} does not exist")
     config = load_config(path)
     if not isinstance(config, TrainerConfig):
         raise TrimError(f"{path} is not a nerfstudio config")
-    if config.method_name != METHOD:
-        raise TrimError(
-            f"{path} is a {config.method_name} run; trimmed-splat exports {METHOD} runs "
-            f"(trim it first: ns-train {METHOD} --load-checkpoint ...)"
-        )
+    if config.method_name not in (METHOD, "splatfacto"):
+        raise TrimError(f"{path} is a {config.method_name} run; trimmed-splat exports {METHOD} and splatfacto runs")
+    model = config.pipeline.model
+    if not isinstance(model, SplatfactoTrimModelConfig):
+        options = {f.name: getattr(model, f.name) for f in fields(SplatfactoModelConfig) if f.name != "_target"}
+        config.pipeline.model = SplatfactoTrimModelConfig(**options)
     return config
 
 

@@ -185,7 +185,7 @@ class SplatfactoTrimModel(SplatfactoModel):
         if self.trimmer.active and (trim.rate_weight > 0 or trim.sh_rest_l1 > 0):
             rest = self.file_parameters()["features_rest"]
             if trim.rate_weight > 0:
-                losses["sh_rate"] = trim.rate_weight * sh_rest_bytes(rest, trim.codec.sh_bits).mean()
+                losses["sh_rate"] = trim.rate_weight * sh_rest_bytes(rest, trim.codec.sh_bits, trim.codec.sh_min_step).mean()
             if trim.sh_rest_l1 > 0:
                 losses["sh_rest_l1"] = trim.sh_rest_l1 * rest.abs().mean()
         return losses

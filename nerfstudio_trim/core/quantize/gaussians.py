@@ -48,6 +48,9 @@ class CodecSettings:
     """Bits of the base colour (SH degree 0) per channel, over each channel's range."""
     sh_bits: Tuple[int, int, int] = (5, 4, 4)
     """Bits per higher SH band (degrees 1, 2, 3): signed codes, a step per coefficient and colour."""
+    sh_min_step: float = 1.0 / 255
+    """Smallest step of the higher SH bands' codes (SH units: about a colour step of 1/255): coefficients
+    too small to show round to zero instead of spreading over every code."""
 
     def validate_as_option(self) -> None:
         """``validate`` as a user's option: one line naming ``--pipeline.model.trim.codec``."""
@@ -68,6 +71,8 @@ class CodecSettings:
                 raise ValueError(f"{name} bits must be from {low} to {high}, got {bits}")
         if len(self.sh_bits) != 3 or not all(1 <= bits <= 8 for bits in self.sh_bits):
             raise ValueError(f"SH bits are three numbers from 1 to 8 (degrees 1, 2, 3), got {list(self.sh_bits)}")
+        if not 0 <= self.sh_min_step <= 1:
+            raise ValueError(f"the smallest SH step must be in [0, 1], got {self.sh_min_step}")
 
 
 @dataclass
@@ -119,7 +124,7 @@ def quantize_gaussians(params: Mapping[str, Tensor], settings: CodecSettings = C
         quats=quantize_rotations(params["quats"], settings.rotation_bits),
         means=quantize_positions(params["means"], scales, settings.position_precision),
         features_dc=quantize_levels(params["features_dc"].reshape(-1, 3), settings.color_bits, colour_low, colour_high),
-        features_rest=quantize_bands(params["features_rest"], settings.sh_bits),
+        features_rest=quantize_bands(params["features_rest"], settings.sh_bits, settings.sh_min_step),
     )
 
 

@@ -1,10 +1,11 @@
 """Higher SH bands: signed codes per band with a step per coefficient and colour, and a degree per Gaussian.
 
 Band l (l = 1..degree) holds coefficients l^2 - 1 .. (l + 1)^2 - 2 of features_rest [N, K, 3]. Each
-coefficient and colour has its own step (its largest magnitude over the Gaussians divided by the band's
-largest code, 2^(bits - 1) - 1), and a value is ``float32(code) * step``, so 0 is exact. A Gaussian's degree
-is its highest band with a non-zero code: the bands above it cost nothing in the file (not stored), which is
-where SH compaction and a rate penalty pay off.
+coefficient and colour has its own step: its largest magnitude over the Gaussians divided by the band's
+largest code, 2^(bits - 1) - 1, but never below ``min_step`` (coefficients too small to show, e.g. higher bands
+that fine-tuning has only begun to grow, round to zero instead of spreading over every code). A value is
+``float32(code) * step``, so 0 is exact. A Gaussian's degree is its highest band with a non-zero code: the
+bands above it cost nothing in the file (not stored), which is where SH compaction and a rate penalty pay off.
 """
 
 from __future__ import annotations
@@ -51,24 +52,33 @@ class BandCodes:
         return replace(self, codes=self.codes[order])
 
 
-def quantize_bands(features_rest: Tensor, bits: Sequence[int]) -> BandCodes:
-    """Quantize features_rest [N, K, 3] (K = (degree + 1)^2 - 1) with ``bits[l - 1]`` bits for band l."""
+def band_steps(features_rest: Tensor, bits: Sequence[int], min_step: float) -> Tensor:
+    """[K, 3] float32 step of each coefficient and colour (see the module docstring); 0 for a band of 1 bit
+    (always zero) and for no Gaussians."""
+    values = features_rest.detach().to(torch.float32)
+    steps = values.new_zeros(values.shape[1:])
+    for (start, end), band_bits in zip(band_slices_for(values.shape[1]), bits):
+        largest = largest_code(band_bits)
+        if largest > 0 and values.shape[0] > 0:
+            steps[start:end] = torch.clamp(values[:, start:end].abs().amax(dim=0) / largest, min=min_step)
+    return steps
+
+
+def quantize_bands(features_rest: Tensor, bits: Sequence[int], min_step: float = 0.0) -> BandCodes:
+    """Quantize features_rest [N, K, 3] (K = (degree + 1)^2 - 1) with ``bits[l - 1]`` bits for band l and
+    steps of at least ``min_step``."""
     values = features_rest.detach().to(torch.float32)
     degree = len(band_slices_for(values.shape[1]))
     if len(bits) < degree:
         raise ValueError(f"{degree} SH bands need {degree} bit depths, got {list(bits)}")
     bits = tuple(int(b) for b in bits[:degree])
+    steps = band_steps(values, bits, min_step)
+    safe = torch.where(steps > 0, steps, torch.ones_like(steps))
     codes = torch.zeros(values.shape, dtype=torch.int64, device=values.device)
-    steps = values.new_zeros(values.shape[1:])
     for (start, end), band_bits in zip(band_slices(degree), bits):
         largest = largest_code(band_bits)
-        band = values[:, start:end]
-        if largest == 0 or band.shape[0] == 0:
-            continue
-        step = (band.abs().amax(dim=0) / largest).to(torch.float32)
-        safe = torch.where(step > 0, step, torch.ones_like(step))
-        codes[:, start:end] = torch.round(band / safe).clamp(-largest, largest).to(torch.int64)
-        steps[start:end] = step
+        if largest > 0:
+            codes[:, start:end] = torch.round(values[:, start:end] / safe[start:end]).clamp(-largest, largest).to(torch.int64)
     return BandCodes(codes=codes, steps=steps, bits=bits)
 
 
