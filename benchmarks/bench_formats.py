@@ -39,7 +39,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from nerfstudio_trim.core.codec.nstrim import decode, encode, read_file
+from nerfstudio_trim.core.codec.nstrim import decode, encode
 from nerfstudio_trim.core.codec.ply import ply_bytes, read_ply
 from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene
 

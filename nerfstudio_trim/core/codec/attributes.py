@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from nerfstudio_trim.core.codec.container import FormatError
-from nerfstudio_trim.core.codec.schema import Array, Float, Int, Matrix, Object, Schema, Str
+from nerfstudio_trim.core.codec.schema import Array, Float, Int, Schema, Str
 from nerfstudio_trim.core.codec.streams import unzigzag, zigzag
 from nerfstudio_trim.core.quantize.gaussians import QuantizedGaussians
 from nerfstudio_trim.core.quantize.positions import GRID_BITS, MAX_LEVEL, ScaleGridPositions, levels_of
@@ -224,7 +224,7 @@ ATTRIBUTES: Tuple[AttributeCodec, ...] = (
         "means",
         {"encoding": Str(choices=("scale-grid",)), "origin": Array(Float(), length=3), "base_step": Float(1e-30),
          "level_offset": Int(-(2**40), 2**40), "level_divisor": Int(1, 2**20), "split": Int(0, MAX_LEVEL)},
-        write=_write_means, read=_read_means, describe=lambda f: f"grid of each Gaussian's size, coarse part delta-coded",
+        write=_write_means, read=_read_means, describe=lambda f: "grid of each Gaussian's size, coarse part delta-coded",
     ),  # fmt: skip
     AttributeCodec(
         "features_dc", _levels_fields(3, "levels"),

@@ -28,8 +28,9 @@ from nerfstudio_trim.errors import TrimError
 
 SH_C0 = 0.28209479177387814
 MAX_VERTICES = 50_000_000
-COLOUR_EPSILON = 1e-6
-"""Degree-0 colours read from a PLY are kept within [eps, 1 - eps] so that their logit is finite."""
+COLOUR_EPSILON = 0.5 / 255
+"""Degree-0 colours read from a PLY are kept within [eps, 1 - eps] (half a display step from black and white) so that
+their logits stay within +-6.2, which the file then resolves finely."""
 
 
 def ply_properties(sh_degree: int) -> List[str]:

@@ -182,19 +182,6 @@ class Object(Schema):
 
 
 @dataclass(frozen=True)
-class Choice(Schema):
-    """An object whose ``key`` field (a string) selects the schema the whole object must match."""
-
-    key: str
-    variants: Mapping[str, Schema]
-
-    def check(self, value: Any, path: str = "header") -> Any:
-        if type(value) is not dict or type(value.get(self.key)) is not str or value[self.key] not in self.variants:
-            raise SchemaError(f"{path}.{self.key} must be one of {', '.join(map(repr, self.variants))}")
-        return self.variants[value[self.key]].check(value, path)
-
-
-@dataclass(frozen=True)
 class Scalars(Schema):
     """A flat object of informational scalars (strings, numbers, booleans, null), bounded in size."""
 
