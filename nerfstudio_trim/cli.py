@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import tyro
 from rich.console import Console
@@ -22,6 +22,7 @@ from rich.text import Text
 from typing_extensions import Annotated
 
 from nerfstudio_trim.bench import Bench
+from nerfstudio_trim.core.codec.container import Limits
 from nerfstudio_trim.core.codec.nstrim import attribute_rows, read_file, read_file_with_header
 from nerfstudio_trim.core.files import check_output, make_dir
 from nerfstudio_trim.core.codec.ply import ply_size, write_ply
@@ -38,9 +39,12 @@ class Info:
 
     file: tyro.conf.Positional[Path]
     """The .nstrim file."""
+    max_memory: Optional[float] = None
+    """Most memory decoding may use (GiB); a file that needs more is refused before anything is allocated.
+    Default: the memory available now."""
 
     def main(self) -> None:
-        header, scene = read_file_with_header(self.file)  # checksums, schema, limits and every stream verified
+        header, scene = read_file_with_header(self.file, Limits.with_memory(self.max_memory))  # all verified
         size, count = self.file.stat().st_size, scene.gaussians.count
         major, minor = header["version"]
         summary = (f": format {major}.{minor}, {count:,} Gaussians, SH degree {scene.sh_degree}, {size:,} bytes "
@@ -77,10 +81,13 @@ class Decode:
     """The .nstrim file."""
     output: Path
     """The PLY to write (replaced atomically if it exists)."""
+    max_memory: Optional[float] = None
+    """Most memory decoding may use (GiB); a file that needs more is refused before anything is allocated.
+    Default: the memory available now."""
 
     def main(self) -> None:
         check_output(self.output, self.file)
-        scene = read_file(self.file)
+        scene = read_file(self.file, Limits.with_memory(self.max_memory))
         make_dir(self.output.parent)
         size = write_ply(self.output, scene.gaussians.dequantize(), scene.sh_degree)
         print_plain(f"wrote {printable(self.output)}: {scene.gaussians.count:,} Gaussians, {size:,} bytes")

@@ -296,3 +296,18 @@ def test_write_into_a_path_that_is_not_a_folder_fails_cleanly(tmp_path):
     blocker.write_text("x")
     with pytest.raises(TrimError, match="cannot write"):
         write_atomic(blocker / "scene.nstrim", b"data")
+
+
+def test_the_cli_refuses_a_decode_over_max_memory_in_one_line(tmp_path, good):
+    """ns-trim info / decode --max-memory: refused before allocating, the size named."""
+    from nerfstudio_trim.cli import Decode, Info
+
+    path = tmp_path / "scene.nstrim"
+    path.write_bytes(good)
+    for command in (Info(path, max_memory=1e-6), Decode(path, tmp_path / "out.ply", max_memory=1e-6)):
+        with pytest.raises(FormatError, match=r"decoding needs about 0\.\d\d GiB of memory, more than the 0\.00 GiB allowed") as error:
+            command.main()
+        assert "\n" not in str(error.value)
+    assert not (tmp_path / "out.ply").exists()
+    Decode(path, tmp_path / "out.ply", max_memory=1.0).main()
+    assert (tmp_path / "out.ply").is_file()

@@ -24,6 +24,7 @@ from torch import Tensor
 from pytorch_msssim import SSIM
 from torchmetrics.image import PeakSignalNoiseRatio
 
+from nerfstudio_trim.core.codec.container import Limits
 from nerfstudio_trim.core.codec.nstrim import read_file
 from nerfstudio_trim.core.scene import SplatScene, sh_degree_of
 from nerfstudio_trim.core.files import check_output, make_dir, write_atomic
@@ -75,11 +76,14 @@ class EvaluateFile:
     """Write the results as JSON here (as ns-eval's --output-path)."""
     device: Literal["cpu", "cuda"] = "cuda" if torch.cuda.is_available() else "cpu"
     """Where to render."""
+    max_memory: Optional[float] = None
+    """Most memory decoding may use (GiB); a file that needs more is refused before anything is allocated.
+    Default: the memory available now."""
 
     def main(self) -> None:
         if self.output_path is not None:
             check_output(self.output_path, self.file)
-        scene = read_file(self.file)
+        scene = read_file(self.file, Limits.with_memory(self.max_memory))
         check_device(self.device, cpu_option="--device cpu")
         results = evaluate_scene(scene, self.data, torch.device(self.device))
         results = {"file": str(self.file), "bytes": self.file.stat().st_size, **results}

@@ -51,6 +51,11 @@ class Limits:
     def memory_budget(self) -> int:
         return self.max_memory_bytes if self.max_memory_bytes is not None else available_memory()
 
+    @classmethod
+    def with_memory(cls, gib: Optional[float]) -> "Limits":
+        """The default limits with a memory budget of ``gib`` GiB (None: the memory available now)."""
+        return cls(max_memory_bytes=None if gib is None else int(gib * 2**30))
+
 
 def available_memory() -> int:
     """Bytes of memory available to a new allocation now (MemAvailable on Linux; free pages elsewhere)."""
