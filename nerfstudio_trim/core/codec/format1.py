@@ -16,9 +16,10 @@ import torch
 from torch import Tensor
 
 from nerfstudio_trim.core.codec.container import Container, FormatError, Limits, check_finite, check_memory
-from nerfstudio_trim.core.codec.schema import Array, Float, Int, Matrix, Object, Scalars, SchemaError, Str, parse_json
+from nerfstudio_trim.core.codec.header import common_fields
+from nerfstudio_trim.core.codec.schema import Array, Float, Int, Matrix, Object, SchemaError, Str, parse_json
 from nerfstudio_trim.core.codec.streams import from_column_bytes, inflate
-from nerfstudio_trim.core.scene import MAX_SH_DEGREE, SplatScene, sh_coefficients
+from nerfstudio_trim.core.scene import SplatScene, sh_coefficients
 
 ATTRIBUTES = ("means", "scales", "quats", "opacities", "features_dc", "features_rest")
 DTYPES = {
@@ -32,20 +33,10 @@ ENTRY = Object(
     ignore_unknown=True,
 )  # fmt: skip
 HEADER = Object(
-    {
-        "count": Int(0, 2**62),
-        "sh_degree": Int(0, MAX_SH_DEGREE),
-        "compression": Str(choices=("xz",)),
-        "attributes": Array(Object({}, ignore_unknown=True), length=len(ATTRIBUTES)),
-        "frame": Object({"name": Str(), "dataparser_transform": Matrix(3, 4), "dataparser_scale": Float(1e-30)},
-                        optional=("name",), ignore_unknown=True),
-        "render": Object({"background": Array(Float(0.0, 1.0), length=3),
-                          "rasterize_mode": Str(choices=("classic", "antialiased"))}, ignore_unknown=True),
-        "source": Scalars(),
-    },
+    {**common_fields(frame_names=None), "attributes": Array(Object({}, ignore_unknown=True), length=len(ATTRIBUTES))},
     optional=("source",),
     ignore_unknown=True,
-)  # fmt: skip
+)
 
 
 @dataclass

@@ -16,7 +16,8 @@ import numpy as np
 from nerfstudio_trim.core.codec.attributes import ATTRIBUTES, ReadContext, StreamSource
 from nerfstudio_trim.core.codec.container import Container, FormatError, Limits, check_finite, check_memory, pack
 from nerfstudio_trim.core.codec.morton import morton_order
-from nerfstudio_trim.core.codec.schema import Array, Float, Int, Matrix, Object, Scalars, SchemaError, Str, parse_json
+from nerfstudio_trim.core.codec.header import common_fields
+from nerfstudio_trim.core.codec.schema import Array, Int, Object, SchemaError, Str, parse_json
 from nerfstudio_trim.core.codec.streams import UNSIGNED, column_bytes, deflate, from_column_bytes, inflate, smallest_unsigned
 from nerfstudio_trim.core.quantize.gaussians import QuantizedGaussians
 from nerfstudio_trim.core.scene import MAX_SH_DEGREE, SplatScene, sh_coefficients
@@ -27,17 +28,10 @@ capture's own frame (a scene read from another tool's PLY: identity transform)."
 STREAM = Object({"dtype": Str(choices=UNSIGNED), "bytes": Int(0, 2**62)}, ignore_unknown=True)
 HEADER = Object(
     {
-        "count": Int(0, 2**62),
-        "sh_degree": Int(0, MAX_SH_DEGREE),
+        **common_fields(frame_names=FRAMES),
         "order": Str(choices=("morton",)),
-        "compression": Str(choices=("xz",)),
         "attributes": Array(Object({"name": Str(), "streams": Array(STREAM, max_length=8)}, ignore_unknown=True),
                             length=len(ATTRIBUTES)),
-        "frame": Object({"name": Str(choices=FRAMES), "dataparser_transform": Matrix(3, 4),
-                         "dataparser_scale": Float(1e-30)}, ignore_unknown=True),
-        "render": Object({"background": Array(Float(0.0, 1.0), length=3),
-                          "rasterize_mode": Str(choices=("classic", "antialiased"))}, ignore_unknown=True),
-        "source": Scalars(),
     },
     optional=("source",),
     ignore_unknown=True,
