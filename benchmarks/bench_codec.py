@@ -26,7 +26,7 @@ from nerfstudio_trim.core.codec.nstrim import encode, read_file
 from nerfstudio_trim.core.scene import SplatScene
 from nerfstudio_trim.core.files import write_atomic
 from nerfstudio_trim.core.codec.ply import ply_properties, write_ply
-from nerfstudio_trim.core.quantize import quantize_gaussians
+from nerfstudio_trim.core.quantize.gaussians import quantize_gaussians
 from nerfstudio_trim.nerfstudio.checkpoints import gaussian_state, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
