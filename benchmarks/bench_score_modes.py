@@ -108,13 +108,14 @@ def measure(mode: str, fraction: float) -> Dict[str, Any]:
     trim_args = flags(mode, fraction)
     out = OUTPUT / f"{mode}-{fraction:g}"
     results = bench_sharing_baseline(BASELINE / "config.yml", SCENE, out, OUTPUT / "baseline", trim_args)
-    _, baseline_file, run, file = results["rows"]
+    baseline, baseline_file, run, file = results["rows"]
     seconds = score_pass_seconds(out / "trim")
     return {
         "format": FORMAT, "mode": mode, "target_fraction": fraction, "trim_args": shlex.join(trim_args),
         "gaussians": run["gaussians"], "psnr": run["psnr"], "ssim": run["ssim"], "lpips": run["lpips"],
         "file_gaussians": file["gaussians"], "file_psnr": file["psnr"], "file_ssim": file["ssim"],
         "file_lpips": file["lpips"], "file_bytes": round(file["size_mb"] * 1e6),
+        "baseline_gaussians": baseline["gaussians"], "baseline_psnr": baseline["psnr"], "baseline_ssim": baseline["ssim"],
         "baseline_file_bytes": round(baseline_file["size_mb"] * 1e6), "baseline_file_psnr": baseline_file["psnr"],
         "median_score_pass_s": statistics.median(seconds) if seconds else None,
     }  # fmt: skip
