@@ -1,4 +1,4 @@
-"""Ablation on two scenes: what each choice of the method buys, at an equal fraction of Gaussians kept.
+"""Ablation on two scenes: what each lever of the method buys, at an equal fraction of Gaussians kept.
 
 Scenes (both Blender-rendered, 160 x 120, baselines trained on CPU with ``demo/train_baseline.py``):
 - ``demo``: the embedded demo scene (a furnished room, orbiting cameras);
@@ -6,21 +6,35 @@ Scenes (both Blender-rendered, 160 x 120, baselines trained on CPU with ``demo/t
   forward-facing camera sweep (``demo/make_scene.py --layout still-life``). Rendered and trained here
   when missing (Blender needed; ~5 + ~30 minutes on 2 cores).
 
-Variants (rows), each trimmed with the demo's CPU schedule without a quality floor down to
-``--fraction`` (default 50%), exported, and the exported file evaluated on the held-out views (what a
-user ships, so the row without quantization-aware fine-tuning is measured after quantization):
-score modes grad-norm (the default), abs-grad, opacity-grad-quantile, opacity, random; SH ranges per
-tensor (the seed) instead of per channel; no quantization-aware fine-tuning; positions on a 16-bit grid
-instead of float16. Each row: PSNR/SSIM of the file, its size, Gaussians.
+Variants (rows), each trimmed with the demo's CPU schedule down to ``--fraction`` (default 50%) without a
+quality floor and without undoing rounds that grow the file (``bench_score_modes.flags``), then measured
+with ``ns-trim bench`` on the exported file (what a user ships; so the row without quantization-aware
+fine-tuning is measured after quantization):
+- ``default``: today's method (grad-norm scores, SH compaction, quantization-aware fine-tuning, format 2.0);
+- ``format-1.0``: the method as of commit 705be26, the last with the format-1.0 writer (float16 positions,
+  8-bit SH ranges per channel, no SH compaction), run by that version's own ``ns-trim bench`` in a
+  subprocess with ``PYTHONPATH`` set to a checkout of it (``--format1-checkout``, default
+  ``../nerfstudio-trim-1.0``; make it with ``git worktree add ../nerfstudio-trim-1.0 705be26``), with the
+  same flags minus the options that did not exist then; its bench evaluates the baseline itself and has no
+  row for the baseline as our file;
+- ``no-sh-compaction``; ``rate-term`` (weight ``--rate-weight``, default 0.01); ``seed-sh-l1`` (the seed
+  method's L1 on the higher SH bands, 0.05); ``sh-bits-8-8-8`` and ``sh-bits-4-3-3`` (bits of the SH bands
+  of degrees 1, 2, 3; the default is 5 4 4); ``no-qat`` (no quantization-aware fine-tuning);
+- score modes ``abs-grad``, ``opacity-grad-quantile`` (paper), ``delta-mse``, ``sensitivity``, ``opacity``,
+  ``random`` (the default is grad-norm).
+Each row: the file's Gaussians, PSNR/SSIM, bytes and bytes per Gaussian, the run's ``ns-eval`` PSNR, the
+baseline's ``ns-eval`` and the baseline as our file (bytes, PSNR). The baseline's steps run once per scene.
 
-On the demo scene, rows already measured by ``bench_score_modes.py`` at the same schedule and fraction
-(score modes, SH ranges; file sizes from ``plot_score_modes.py``) are taken from its results: under
-quantization-aware fine-tuning the run's ns-eval equals the file's (tested bit for bit).
+On the demo scene, rows that ``bench_score_modes.py`` measured with the same trim arguments are taken from
+its results.
 
-    python benchmarks/ablation.py [--scenes demo still-life] [--fraction 0.5] [--variants grad-norm ...]
+    python benchmarks/ablation.py [--scenes demo still-life] [--fraction 0.5] [--variants default ...]
+        [--rate-weight 0.01] [--format1-checkout ../nerfstudio-trim-1.0]
 
 Results: benchmarks/results/ablation.json, ablation.md, a plot per scene, and ablation_scenes.jpg (four views
-of each scene). Finished variants are skipped on a rerun.
+of each scene). Finished rows are skipped on a rerun; a row whose trim arguments changed (e.g. another
+``--rate-weight``) is measured again and replaced. ``results/ablation_format1.json`` holds the rows of the
+format-1.0 variants this script measured before format 2.0 (SH ranges per tensor, 16-bit grid positions).
 """
 
 from __future__ import annotations
@@ -32,15 +46,17 @@ import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo"))
-from bench_score_modes import flags  # noqa: E402
+import bench_score_modes  # noqa: E402
+from bench_score_modes import bench_sharing_baseline, flags, keep_if_same_args  # noqa: E402
 from run_demo import REPO  # noqa: E402
 
-from nerfstudio_trim.bench import Bench  # noqa: E402
+from nerfstudio_trim.bench import BIN  # noqa: E402
 from nerfstudio_trim.core.codec.ply import ply_size  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -49,17 +65,54 @@ SCENES = {  # name: (data, baseline config.yml), relative to the repository
     "demo": (Path("demo/scene"), Path("demo/baseline/splatfacto-trim/config.yml")),
     "still-life": (Path("outputs/scenes/still-life"), Path("outputs/scenes/still-life-baseline/splatfacto-trim/config.yml")),
 }
-# variant: (what it changes, score mode, SH ranges, extra ns-train flags)
-VARIANTS = {
-    "grad-norm": ("score: grad-norm (default)", "grad-norm", "channel", []),
-    "abs-grad": ("score: abs-grad", "abs-grad", "channel", []),
-    "opacity-grad-quantile": ("score: opacity-grad-quantile (paper)", "opacity-grad-quantile", "channel", []),
-    "opacity": ("score: opacity", "opacity", "channel", []),
-    "random": ("score: random", "random", "channel", []),
-    "sh-per-tensor": ("SH 8-bit ranges per tensor (seed)", "grad-norm", "tensor", []),
-    "no-qat": ("no quantization-aware fine-tuning", "grad-norm", "channel", ["--pipeline.model.trim.quantize", "False"]),
-    "grid16": ("positions: 16-bit grid", "grad-norm", "channel", ["--pipeline.model.trim.position-encoding", "grid16"]),
-}  # fmt: skip
+TRIM = "--pipeline.model.trim."
+FORMAT1_COMMIT = "705be26"
+NEWER_THAN_FORMAT1 = (f"{TRIM}undo-growing-rounds", f"{TRIM}sh-compaction-tolerance", f"{TRIM}rate-weight", f"{TRIM}codec.")
+"""Options (or option prefixes) that did not exist at ``FORMAT1_COMMIT``."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the ablation: what it changes against the default."""
+
+    what: str
+    """The row's label in the table and plots."""
+    score_mode: str = "grad-norm"
+    flags: Tuple[str, ...] = ()
+    """ns-train options added to the schedule's."""
+    format1: bool = False
+    """Run by the version at ``FORMAT1_COMMIT`` (``--format1-checkout``) instead of this one."""
+
+
+def variants(rate_weight: float) -> Dict[str, Variant]:
+    """Every variant by name, in the table's order."""
+    scores = ("abs-grad", "opacity-grad-quantile", "delta-mse", "sensitivity", "opacity", "random")
+    return {
+        "default": Variant("default (grad-norm, SH compaction, QAT, format 2.0)"),
+        "format-1.0": Variant(f"format 1.0 (the method at {FORMAT1_COMMIT})", format1=True),
+        "no-sh-compaction": Variant("no SH compaction", flags=(f"{TRIM}sh-compaction-tolerance", "None")),
+        "rate-term": Variant(f"rate term, weight {rate_weight:g}", flags=(f"{TRIM}rate-weight", str(rate_weight))),
+        "seed-sh-l1": Variant("seed's L1 on the SH bands, 0.05", flags=(f"{TRIM}sh-rest-l1", "0.05")),
+        "sh-bits-8-8-8": Variant("SH bits 8 8 8", flags=(f"{TRIM}codec.sh-bits", "8", "8", "8")),
+        "sh-bits-4-3-3": Variant("SH bits 4 3 3", flags=(f"{TRIM}codec.sh-bits", "4", "3", "3")),
+        "no-qat": Variant("no quantization-aware fine-tuning", flags=(f"{TRIM}quantize", "False")),
+        **{mode: Variant(f"score: {mode}", score_mode=mode) for mode in scores},
+    }
+
+
+VARIANT_NAMES = list(variants(0.01))
+
+
+def without_newer_options(arguments: Sequence[str]) -> List[str]:
+    """``arguments`` without the options in ``NEWER_THAN_FORMAT1`` and their values."""
+    kept: List[str] = []
+    dropping = False
+    for argument in arguments:
+        if argument.startswith("--"):
+            dropping = argument.startswith(NEWER_THAN_FORMAT1)
+        if not dropping:
+            kept.append(argument)
+    return kept
 
 
 def make_still_life(data: Path, baseline: Path) -> None:
@@ -73,72 +126,97 @@ def make_still_life(data: Path, baseline: Path) -> None:
                         "--packaged", str(baseline.parents[1])], check=True)  # fmt: skip
 
 
-def from_score_modes(variant: str, fraction: float) -> Dict[str, Any] | None:
-    """The demo row ``bench_score_modes.py`` measured for this variant, if any."""
-    _, mode, sh, extra = VARIANTS[variant]
-    if extra:
-        return None
-    base = json.loads((RESULTS / "score_modes_baseline.json").read_text())
-    for row in json.loads((RESULTS / "score_modes.json").read_text()):
-        if (row["mode"], row["target_fraction"], row["sh_quantization"]) == (mode, fraction, sh) and "file_bytes" in row:
-            return {"gaussians": row["gaussians"], "psnr": row["psnr"], "ssim": row["ssim"], "lpips": row["lpips"],
-                    "bytes": row["file_bytes"], "run_psnr": row["psnr"], "source": "bench_score_modes.py",
-                    "baseline": {"gaussians": base["gaussians"], "psnr": base["psnr"], "ssim": base["ssim"]}}  # fmt: skip
+def from_score_modes(trim_args: str) -> Optional[Dict[str, Any]]:
+    """The demo row ``bench_score_modes.py`` measured with these trim arguments, if any."""
+    for row in json.loads((REPO / bench_score_modes.RESULTS).read_text()):
+        if row["format"] == bench_score_modes.FORMAT and row["trim_args"] == trim_args:
+            return {"format": row["format"], "gaussians": row["file_gaussians"], "psnr": row["file_psnr"],
+                    "ssim": row["file_ssim"], "lpips": row["file_lpips"], "bytes": row["file_bytes"],
+                    "run_psnr": row["psnr"], "source": "bench_score_modes.py",
+                    "baseline": {"gaussians": row["baseline_gaussians"], "psnr": row["baseline_psnr"], "ssim": row["baseline_ssim"]},
+                    "baseline_file": {"bytes": row["baseline_file_bytes"], "psnr": row["baseline_file_psnr"]}}  # fmt: skip
     return None
 
 
-def measure(scene: str, variant: str, fraction: float) -> Dict[str, Any]:
+def bench_format1(checkout: Path, baseline: Path, data: Path, output_dir: Path, trim_args: List[str]) -> Dict[str, Any]:
+    """That version's ``ns-trim bench`` (on CPU, every step its own, the baseline's ns-eval included) into
+    ``output_dir``; its results.json (rows: baseline, trimmed run, file)."""
+    keep_if_same_args(output_dir, trim_args)
+    command = [str(BIN / "ns-trim"), "bench", "--baseline", str(baseline), "--data", str(data), "--output-dir",
+               str(output_dir), f"--trim-args={shlex.join(trim_args)}", "--device", "cpu"]  # fmt: skip
+    done = subprocess.run(command, env=dict(os.environ, PYTHONPATH=str(checkout.resolve()), CUDA_VISIBLE_DEVICES=""))
+    if done.returncode != 0:
+        sys.exit(f"error: ns-trim bench of {checkout} failed (exit status {done.returncode}); its output is above")
+    return json.loads((output_dir / "results.json").read_text())
+
+
+def measure(scene: str, name: str, variant: Variant, trim_args: List[str], fraction: float, checkout: Path) -> Dict[str, Any]:
     """Trim, export and evaluate one variant on one scene with ``ns-trim bench`` (resumable)."""
     data, baseline = SCENES[scene]
-    _, mode, sh, extra = VARIANTS[variant]
-    out = OUTPUT / scene / f"{variant}-{fraction:g}"
-    shared = OUTPUT / scene / "baseline_eval.json"  # the baseline is evaluated once per scene
-    out.mkdir(parents=True, exist_ok=True)
-    if shared.is_file() and not (out / "baseline_eval.json").is_file():
-        shutil.copy(shared, out / "baseline_eval.json")
-    results = Bench(baseline=baseline, data=data, output_dir=out, trim_args=shlex.join(flags(mode, fraction, sh) + extra), device="cpu").main()
-    if not shared.is_file():
-        shutil.copy(out / "baseline_eval.json", shared)
-    base, run, file = results["rows"]
-    return {"gaussians": file["gaussians"], "psnr": file["psnr"], "ssim": file["ssim"], "lpips": file["lpips"],
-            "bytes": round(file["size_mb"] * 1e6), "run_psnr": run["psnr"], "source": "ablation.py",
-            "baseline": {"gaussians": base["gaussians"], "psnr": base["psnr"], "ssim": base["ssim"]}}  # fmt: skip
+    out, shared = OUTPUT / scene / f"{name}-{fraction:g}", OUTPUT / scene / "baseline"
+    if variant.format1:
+        base, run, file = bench_format1(checkout, baseline, data, out, trim_args)["rows"]
+        baseline_file = None
+    else:
+        base, our_file, run, file = bench_sharing_baseline(baseline, data, out, shared, trim_args)["rows"]
+        baseline_file = {"bytes": round(our_file["size_mb"] * 1e6), "psnr": our_file["psnr"]}
+    return {"format": "1.0" if variant.format1 else bench_score_modes.FORMAT, "gaussians": file["gaussians"],
+            "psnr": file["psnr"], "ssim": file["ssim"], "lpips": file["lpips"], "bytes": round(file["size_mb"] * 1e6),
+            "run_psnr": run["psnr"], "source": "ablation.py",
+            "baseline": {"gaussians": base["gaussians"], "psnr": base["psnr"], "ssim": base["ssim"]},
+            "baseline_file": baseline_file}  # fmt: skip
 
 
 def markdown(rows: List[Dict[str, Any]]) -> str:
-    lines = ["| scene | variant | Gaussians | PSNR (dB) | SSIM | size (bytes) | bytes/Gaussian | PSNR vs default (dB) | size vs default |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    """The rows as a table (against each scene's default row), then each scene's baseline."""
+    lines = ["| scene | variant | format | Gaussians | file PSNR (dB) | file SSIM | file (bytes) | bytes/Gaussian "
+             "| run PSNR (dB) | PSNR vs default (dB) | size vs default |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for row in rows:
-        default = next((r for r in rows if r["scene"] == row["scene"] and r["variant"] == "grad-norm"), row)
-        lines.append(f"| {row['scene']} | {VARIANTS[row['variant']][0]} | {row['gaussians']:,} | {row['psnr']:.2f} "
-                     f"| {row['ssim']:.4f} | {row['bytes']:,} | {row['bytes'] / row['gaussians']:.1f} "
+        default = next((r for r in rows if (r["scene"], r["target_fraction"], r["variant"]) == (row["scene"], row["target_fraction"], "default")), row)  # fmt: skip
+        lines.append(f"| {row['scene']} | {row['what']} | {row['format']} | {row['gaussians']:,} | {row['psnr']:.2f} "
+                     f"| {row['ssim']:.4f} | {row['bytes']:,} | {row['bytes_per_gaussian']:.1f} | {row['run_psnr']:.2f} "
                      f"| {row['psnr'] - default['psnr']:+.2f} | {row['bytes'] / default['bytes']:.2f}x |")  # fmt: skip
+    lines.append("")
+    for scene in sorted({r["scene"] for r in rows}):
+        mine = [r for r in rows if r["scene"] == scene]
+        base = next((r["baseline"] for r in mine if r["format"] != "1.0"), mine[0]["baseline"])
+        line = (f"{scene} baseline: {base['gaussians']:,} Gaussians, ns-eval PSNR {base['psnr']:.2f} dB, "
+                f"PLY {ply_size(base['gaussians'], 3):,} bytes")  # fmt: skip
+        as_file = next((r["baseline_file"] for r in mine if r["baseline_file"] is not None), None)
+        if as_file is not None:
+            line += f"; as our file (format 2.0): {as_file['bytes']:,} bytes, PSNR {as_file['psnr']:.2f} dB"
+        lines.append(line + ".  ")
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: List[Dict[str, Any]], scene: str, path: Path) -> None:
-    """Rate-distortion of one scene's variants: file PSNR against file size, the baseline's PLY as a star."""
+def plot(rows: List[Dict[str, Any]], scene: str, fraction: float, path: Path) -> None:
+    """Rate-distortion of one scene's variants at one fraction kept: file PSNR against file size; the
+    baseline's PLY as a star, the baseline as our file as a diamond."""
     import matplotlib
     import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mine = [r for r in rows if r["scene"] == scene]
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for row in mine:
-        axes.scatter(row["bytes"] / 1e6, row["psnr"], label=VARIANTS[row["variant"]][0])
-    base = next((r["baseline"] for r in mine if "baseline" in r), None)
-    if base is not None:
-        axes.scatter(ply_size(base["gaussians"], 3) / 1e6, base["psnr"], marker="*", s=150, color="black", label="baseline (PLY)")
-        axes.set_xscale("log")
-        axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    mine = [r for r in rows if (r["scene"], r["target_fraction"]) == (scene, fraction)]
+    figure, axes = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    colours = plt.get_cmap("tab20").colors
+    for row in mine:  # a colour per variant, the same in every scene's plot
+        colour = colours[VARIANT_NAMES.index(row["variant"]) % len(colours)]
+        axes.scatter(row["bytes"] / 1e6, row["psnr"], color=colour, label=row["what"])
+    base = next((r["baseline"] for r in mine if r["format"] != "1.0"), mine[0]["baseline"])
+    axes.scatter(ply_size(base["gaussians"], 3) / 1e6, base["psnr"], marker="*", s=150, color="black", label="baseline (PLY, ns-eval)")
+    as_file = next((r["baseline_file"] for r in mine if r["baseline_file"] is not None), None)
+    if as_file is not None:
+        axes.scatter(as_file["bytes"] / 1e6, as_file["psnr"], marker="D", s=60, color="black", label="baseline, our file (format 2.0)")
+    axes.set_xscale("log")
+    axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes.set_xlabel("size (MB, log scale)")
     axes.set_ylabel("held-out PSNR of the file (dB)")
-    axes.set_title(f"{scene}: ablation at {mine[0]['target_fraction']:.0%} kept (CPU schedule)")
+    axes.set_title(f"{scene}: ablation at {fraction:.0%} kept (CPU schedule)")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7)
+    axes.legend(fontsize=6, ncol=2)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -163,27 +241,42 @@ def picture_of_scenes(path: Path, views: int = 4) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=VARIANT_NAMES, choices=VARIANT_NAMES)
     parser.add_argument("--fraction", type=float, default=0.5, help="fraction of the Gaussians kept")
+    parser.add_argument("--rate-weight", type=float, default=0.01, help="weight of the rate-term variant")
+    parser.add_argument("--format1-checkout", type=Path, default=REPO.parent / "nerfstudio-trim-1.0",
+                        help=f"a checkout of commit {FORMAT1_COMMIT} (git worktree add ../nerfstudio-trim-1.0 {FORMAT1_COMMIT})")  # fmt: skip
     args = parser.parse_args()
+    checkout = args.format1_checkout.resolve()
+    if "format-1.0" in args.variants and not (checkout / "nerfstudio_trim" / "bench.py").is_file():
+        parser.error(f"the format-1.0 variant runs a checkout of {FORMAT1_COMMIT}, and {checkout} is not one: "
+                     f"git worktree add {checkout} {FORMAT1_COMMIT}, or pass --format1-checkout")  # fmt: skip
     os.chdir(REPO)  # the baselines' config.yml name their data relative to the repository
     path = RESULTS / "ablation.json"
     rows: List[Dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+    table = variants(args.rate_weight)
     for scene in args.scenes:
         if scene == "still-life":
             make_still_life(*SCENES[scene])
-        for variant in args.variants:
-            if any((r["scene"], r["variant"], r["target_fraction"]) == (scene, variant, args.fraction) for r in rows):
+        for name in args.variants:
+            variant = table[name]
+            trim_args = flags(variant.score_mode, args.fraction) + list(variant.flags)
+            trim_args = without_newer_options(trim_args) if variant.format1 else trim_args
+            key = (scene, name, args.fraction)
+            if any((r["scene"], r["variant"], r["target_fraction"], r["trim_args"]) == (*key, shlex.join(trim_args)) for r in rows):
                 continue
-            row = (from_score_modes(variant, args.fraction) if scene == "demo" else None) or measure(scene, variant, args.fraction)
-            rows.append({"scene": scene, "variant": variant, "target_fraction": args.fraction, **row})
+            print(f"{scene}: {name}, down to {args.fraction:.0%}", flush=True)
+            reused = from_score_modes(shlex.join(trim_args)) if scene == "demo" and not variant.format1 else None
+            row = reused or measure(scene, name, variant, trim_args, args.fraction, checkout)
+            rows = [r for r in rows if (r["scene"], r["variant"], r["target_fraction"]) != key]
+            rows.append({"scene": scene, "variant": name, "what": variant.what, "target_fraction": args.fraction,
+                         "trim_args": shlex.join(trim_args), **row, "bytes_per_gaussian": row["bytes"] / row["gaussians"]})  # fmt: skip
             path.write_text(json.dumps(rows, indent=2))
-    order = {name: i for i, name in enumerate(VARIANTS)}
-    rows.sort(key=lambda r: (r["scene"], r["target_fraction"], order[r["variant"]]))
+    rows.sort(key=lambda r: (r["scene"], r["target_fraction"], VARIANT_NAMES.index(r["variant"])))
     path.write_text(json.dumps(rows, indent=2))
     (RESULTS / "ablation.md").write_text(markdown(rows))
-    for scene in sorted({r["scene"] for r in rows}):
-        plot(rows, scene, RESULTS / f"ablation_{scene}.png")
+    for scene in sorted({r["scene"] for r in rows if r["target_fraction"] == args.fraction}):
+        plot(rows, scene, args.fraction, RESULTS / f"ablation_{scene}.png")
     if all((data / "images").is_dir() for data, _ in SCENES.values()):
         picture_of_scenes(RESULTS / "ablation_scenes.jpg")
     print(markdown(rows))
