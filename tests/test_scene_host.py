@@ -149,3 +149,12 @@ def test_view_fit_tells_a_scene_in_place_from_one_moved_away():
     moved = {**params, "means": params["means"] + torch.tensor([100.0, 0.0, 0.0])}
     away = view_fit(moved, views)
     assert away.coverage == 0.0 and abs(away.correlation) < 1e-3 and away.psnr < 25
+
+
+def test_abs_delta_mse_ranks_by_the_size_of_the_error_change_either_way():
+    params = scene_params()
+    views = views_of(scene_params(seed=1))  # images of another scene: some removals alone lower the error
+    signed = SceneHost(params, template(params), views, score_mode="delta-mse").scores().values
+    magnitude = SceneHost(params, template(params), views, score_mode="abs-delta-mse").scores().values
+    assert bool((signed < 0).any()) and bool((signed > 0).any())
+    assert torch.equal(magnitude, signed.abs())

@@ -263,14 +263,18 @@ class Compress:
     """With --data: stop when the training views' PSNR falls this many dB below the input's as the file codes
     it (that round is undone; the codec's own cost is printed apart). None: no floor."""
     score: Optional[SceneScoreMode] = None
-    """How Gaussians are ranked: delta-mse (squared-error increase on removal, exact), sensitivity (PUP 3D-GS),
-    opacity, opacity-volume (view-free). Default: delta-mse with --data, opacity-volume without."""
-    prune_fraction: float = 0.5
-    """Fraction of the Gaussians removed per round (each round: score, remove, check)."""
+    """How Gaussians are ranked: abs-delta-mse (how much removing the Gaussian alone changes the squared error,
+    exact; the lowest go first), delta-mse (the change itself, signed, as ns-train's), sensitivity (PUP 3D-GS),
+    opacity, opacity-volume (view-free). Default: abs-delta-mse with --data, opacity-volume without."""
+    prune_fraction: float = 0.2
+    """Fraction of the Gaussians removed per round (each round: score, remove, check). Smaller is better and
+    slower (a round costs a score pass): to 25% of the demo scene's Gaussians, 0.5 / 0.3 / 0.2 / 0.1 gave
+    22.5 / 25.6 / 26.7 / 27.2 dB eval PSNR (24 views, no floor)."""
     max_rounds: int = 100
     """Most pruning rounds."""
     max_views: Optional[int] = 24
-    """Score and check on at most this many training views, evenly spaced (None: all of them)."""
+    """Score and check on at most this many training views, evenly spaced (None: all of them; each pass costs
+    in proportion). On the demo scene all 91 gave 0.3 dB more eval PSNR than 24."""
     sh_compaction_tolerance: Optional[float] = 1.0 / 255
     """SH compaction after each round (with --data): each Gaussian keeps the lowest SH degree whose colours
     towards the training cameras stay within this tolerance (0-1 colour units). None: off."""
@@ -337,7 +341,7 @@ class Compress:
                  "them on the views), with no quality check and no SH compaction")  # fmt: skip
         params = {name: value.to(device) for name, value in loaded.params.items()}
         host = SceneHost(
-            params, template, views, self.codec, self.score or ("delta-mse" if views else "opacity-volume"),
+            params, template, views, self.codec, self.score or ("abs-delta-mse" if views else "opacity-volume"),
             self.sh_compaction_tolerance, loaded.sh_degrees, on_report=self._report, progress=staged,
         )  # fmt: skip
         if self.data is None:

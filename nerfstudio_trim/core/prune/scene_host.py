@@ -33,7 +33,7 @@ from nerfstudio_trim.core.raster.cpu_raster import RasterizeMode
 from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters_at
 from nerfstudio_trim.core.scene import SplatScene, sh_degree_of
 
-SceneScoreMode = Literal["delta-mse", "sensitivity", "opacity", "opacity-volume"]
+SceneScoreMode = Literal["abs-delta-mse", "delta-mse", "sensitivity", "opacity", "opacity-volume"]
 SCENE_SCORE_MODES: Sequence[str] = get_args(SceneScoreMode)
 VIEW_FREE_SCORE_MODES = ("opacity", "opacity-volume")
 """Score modes that need no training view."""
@@ -125,7 +125,7 @@ class SceneHost:
         scene: SplatScene,
         views: Sequence[ScoringView] = (),
         codec: CodecSettings = CodecSettings(),
-        score_mode: SceneScoreMode = "delta-mse",
+        score_mode: SceneScoreMode = "abs-delta-mse",
         sh_compaction_tolerance: Optional[float] = 1.0 / 255,
         sh_degrees: Optional[Tensor] = None,
         on_report: Callable[[RoundReport], None] = lambda report: None,
@@ -139,7 +139,8 @@ class SceneHost:
                 background, rasterize mode, source); ``scene()`` is it with the host's Gaussians and SH degree.
             views: the training views in the scene's frame (scores, SH compaction, training-view PSNR).
             codec: how the file quantizes the Gaussians (every measurement is of those values).
-            score_mode: delta-mse (exact), sensitivity and opacity, or, without views, opacity-volume.
+            score_mode: abs-delta-mse or delta-mse (exact; ``scores``), sensitivity and opacity, or, without
+                views, opacity-volume.
             sh_compaction_tolerance: SH compaction after each change (``compact_sh``; needs views); None: off.
             sh_degrees: [N] int64 SH degree of each Gaussian (its higher bands above it are zero in the
                 file), e.g. from an earlier compaction; None: all of them at the scene's degree.
@@ -183,7 +184,13 @@ class SceneHost:
         return replace(self.template, gaussians=gaussians, sh_degree=self.sh_degree)
 
     def scores(self) -> Scores:
-        """One score per Gaussian (higher is more important), of the values the file holds."""
+        """One score per Gaussian (higher is more important), of the values the file holds.
+
+        ``abs-delta-mse`` ranks by the magnitude of the exact delta-mse: without fine-tuning, a Gaussian whose
+        removal alone lowers the error (a negative delta-mse) is most often one of a layer of Gaussians that
+        make up for each other, and removing those together raises the error a lot. On the demo scene (8
+        views, one score pass), removing 2% / 10% / 30% of the Gaussians by their signed delta-mse cost 0.96 /
+        2.34 / 2.89 dB of training-view PSNR, by its magnitude 0.00 / 0.00 / 0.13 dB."""
         params = self.coded_parameters()
         if self.score_mode == "opacity":
             return Scores(torch.sigmoid(params["opacities"]).flatten())
@@ -196,7 +203,7 @@ class SceneHost:
             else:
                 values = delta_mse_scores(params, self.views, self.sh_degree, rasterize_mode=self.rasterize_mode,
                                           method="exact", on_view=lambda _: advance())  # fmt: skip
-        return Scores(values)
+        return Scores(values.abs() if self.score_mode == "abs-delta-mse" else values)
 
     def remove(self, mask: Tensor) -> None:
         records = self.records()
