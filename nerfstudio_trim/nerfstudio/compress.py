@@ -60,10 +60,10 @@ SPLATFACTO_RANDOM_BACKGROUND = (0.1490, 0.1647, 0.2157)
 1.1.5's ``SplatfactoModel.populate_modules``: viser's default background)."""
 ALIGNMENT_MIN_CORRELATION = 0.3
 """A scene lines up with a dataset when the brightness of its renders of the training views correlates at least
-this much with the images' (``ViewFit.correlation``). Measured on the demo scene and the tests' 30-step run:
-0.99 and 0.58 in place; 0.04 for the same Gaussians in the wrong frame, 0.03-0.16 moved far, rotated, or
-scaled by 0.8."""
-
+this much with the images' (``ViewFit.correlation``). Measured on the demo scene: 0.99 in place; 0.04 in the
+wrong frame (normalised Gaussians read as a capture-frame PLY), 0.03 moved 5 units away, 0.16 with two axes
+swapped, 0.10 moved 0.3 units, 0.29 scaled by 0.8. On the tests' 30-step run: 0.58 in place, 0.04 in the
+wrong frame."""
 
 Transform = Tuple[Tuple[float, ...], ...]
 """A dataparser transform, 3 rows of 4."""
@@ -121,7 +121,10 @@ def read_input(path: Path, data: Optional[Path]) -> InputScene:
 
 def read_ply_input(path: Path) -> InputScene:
     """A Gaussian-splat PLY (``read_ply``; what it changed or left out shown as warnings), in the capture's frame."""
-    scene = read_ply(path)
+    try:
+        scene = read_ply(path)
+    except OSError as exc:
+        raise TrimError(f"cannot read {path}: {exc.strerror or exc}") from None
     for note in scene.notes:
         warn(f"{path}: {note}")
     if scene.params["means"].shape[0] == 0:

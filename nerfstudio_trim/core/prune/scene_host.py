@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, replace
-from typing import Callable, ContextManager, Dict, Iterator, Literal, Mapping, Optional, Sequence, get_args
+from typing import Callable, ContextManager, Dict, Iterator, Literal, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -34,7 +34,6 @@ from nerfstudio_trim.core.raster.render import over_background, rasterize_parame
 from nerfstudio_trim.core.scene import SplatScene, sh_degree_of
 
 SceneScoreMode = Literal["abs-delta-mse", "delta-mse", "sensitivity", "opacity", "opacity-volume"]
-SCENE_SCORE_MODES: Sequence[str] = get_args(SceneScoreMode)
 VIEW_FREE_SCORE_MODES = ("opacity", "opacity-volume")
 """Score modes that need no training view."""
 ProgressFactory = Callable[[str, int], ContextManager[Callable[[], None]]]
@@ -43,6 +42,7 @@ ProgressFactory = Callable[[str, int], ContextManager[Callable[[], None]]]
 
 @contextlib.contextmanager
 def no_progress(description: str, total: int) -> Iterator[Callable[[], None]]:
+    """A ``ProgressFactory`` that shows nothing."""
     yield lambda: None
 
 
