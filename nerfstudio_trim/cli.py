@@ -4,6 +4,7 @@
     ns-trim info FILE.nstrim                                       # header and size per attribute
     ns-trim decode FILE.nstrim --output scene.ply                  # standard 3DGS PLY
     ns-trim eval FILE.nstrim --data DATA                           # PSNR/SSIM/LPIPS on the eval views
+    ns-trim compress RUN/config.yml|SCENE.ply --data DATA --output-dir DIR   # any 3DGS scene, no training
     ns-trim bench --baseline RUN/config.yml --data DATA            # the results table of one scene
 
 Every failure is one ``error:`` line and exit status 1.
@@ -105,6 +106,12 @@ def _evaluate() -> type:
     return EvaluateFile
 
 
+def _compress() -> type:
+    from nerfstudio_trim.nerfstudio.compress import Compress
+
+    return Compress
+
+
 def entrypoint() -> None:
     """The ``ns-trim`` console script."""
     install_excepthook()
@@ -113,6 +120,7 @@ def entrypoint() -> None:
         Annotated[Info, tyro.conf.subcommand(name="info")],
         Annotated[Decode, tyro.conf.subcommand(name="decode")],
         Annotated[_evaluate(), tyro.conf.subcommand(name="eval")],
+        Annotated[_compress(), tyro.conf.subcommand(name="compress")],
         Annotated[Bench, tyro.conf.subcommand(name="bench")],
     ]
     tyro.cli(commands).main()  # type: ignore[call-overload]

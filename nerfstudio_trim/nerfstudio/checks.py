@@ -93,8 +93,9 @@ def check_load_dir(load_dir: Optional[Path]) -> None:
         raise TrimError(f"{load_dir} holds no nerfstudio checkpoint (step-*.ckpt)")
 
 
-def check_data(datamanager: DataManagerConfig) -> None:
-    """The dataset parses and every training image it lists exists."""
+def check_data(datamanager: DataManagerConfig) -> Any:
+    """The dataset parses and every training image it lists exists; returns its training split's dataparser
+    outputs (the normalisation of its cameras)."""
     dataparser = copy.deepcopy(datamanager.dataparser)
     if datamanager.data is not None:
         dataparser.data = datamanager.data
@@ -113,3 +114,4 @@ def check_data(datamanager: DataManagerConfig) -> None:
     missing = [f for f in images if not Path(f).is_file()]
     if missing:
         raise TrimError(f"the dataset at {data} lists {len(missing)} images that do not exist, e.g. {missing[0]}")
+    return outputs

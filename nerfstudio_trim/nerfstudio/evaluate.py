@@ -94,23 +94,60 @@ class EvaluateFile:
             write_atomic(self.output_path, json.dumps({"results": results}, indent=2).encode())
 
 
+@dataclass
+class DatasetSplit:
+    """One split of a dataset as splatfacto's datamanager loads it (images undistorted, cameras to match), its
+    cameras moved into a scene's frame."""
+
+    images: List[Tensor]
+    """[H, W, 3 or 4] as cached: float in [0, 1] or uint8, RGB or RGBA."""
+    camera_to_worlds: Tensor
+    """[C, 3, 4] nerfstudio camera-to-world (OpenGL axes), in the scene's frame."""
+    intrinsics: Tensor
+    """[C, 3, 3] pinhole intrinsics (pixels)."""
+    widths: List[int]
+    heights: List[int]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def target(self, index: int, background: Tensor) -> Tensor:
+        """[H, W, 3] float image ``index`` on ``background``'s device, composited over it where it has alpha."""
+        image = self.images[index].to(background.device)
+        image = image.float() / 255.0 if image.dtype == torch.uint8 else image
+        if image.shape[-1] == 4:
+            image = image[..., 3:] * image[..., :3] + (1 - image[..., 3:]) * background
+        return image
+
+
+def load_split(data: Path, split: Literal["train", "eval"], scene: SplatScene, device: torch.device) -> DatasetSplit:
+    """The ``split`` of the dataset at ``data`` (parsed with nerfstudio's defaults, as ns-train does), its cameras
+    in the frame of ``scene``'s Gaussians."""
+    datamanager_config = FullImageDatamanagerConfig(dataparser=NerfstudioDataParserConfig(data=data))
+    check_data(datamanager_config)
+    datamanager = datamanager_config.setup(device=device, test_mode="test")
+    # Images before cameras: the first read of a split's images undistorts and crops them and rewrites its
+    # cameras' intrinsics and sizes in place to match (nerfstudio's FullImageDatamanager).
+    images = datamanager.cached_train if split == "train" else datamanager.cached_eval
+    cameras = (datamanager.train_dataset if split == "train" else datamanager.eval_dataset).cameras
+    outputs = datamanager.train_dataparser_outputs  # both splits share its normalisation
+    camera_to_worlds = cameras_into_frame(
+        cameras.camera_to_worlds, outputs.dataparser_transform, float(outputs.dataparser_scale), scene
+    )
+    return DatasetSplit(
+        images=[entry["image"] for entry in images], camera_to_worlds=camera_to_worlds,
+        intrinsics=cameras.get_intrinsics_matrices(), widths=[int(w) for w in cameras.width.flatten().tolist()],
+        heights=[int(h) for h in cameras.height.flatten().tolist()],
+    )  # fmt: skip
+
+
 def evaluate_scene(
     scene: SplatScene, data: Path, device: torch.device, gaussians: Optional[Dict[str, Tensor]] = None
 ) -> Dict[str, Any]:
     """Mean PSNR / SSIM (/ LPIPS) of the scene over the eval images of ``data``, its Gaussian count and
     render FPS. ``gaussians``: render these float parameters (splatfacto's names; e.g. the scene decoded
     from another format) in the scene's frame, with its background and rasterize mode, instead of its own."""
-    datamanager_config = FullImageDatamanagerConfig(dataparser=NerfstudioDataParserConfig(data=data))
-    check_data(datamanager_config)
-    datamanager = datamanager_config.setup(device=device, test_mode="test")
-    # Images before cameras: the first read of the eval images undistorts and crops them and rewrites the
-    # eval cameras' intrinsics and sizes in place to match (nerfstudio's FullImageDatamanager).
-    images = datamanager.cached_eval
-    outputs = datamanager.train_dataparser_outputs  # the eval cameras share its normalisation
-    cameras = datamanager.eval_dataset.cameras
-    camera_to_worlds = cameras_into_frame(
-        cameras.camera_to_worlds, outputs.dataparser_transform, float(outputs.dataparser_scale), scene
-    )
+    views = load_split(data, "eval", scene, device)
     gaussians = scene.gaussians.dequantize() if gaussians is None else gaussians
     params = {name: value.to(device) for name, value in gaussians.items()}
     background = torch.tensor(scene.background, dtype=torch.float32, device=device)
@@ -122,26 +159,23 @@ def evaluate_scene(
 
     def render(index: int) -> Tensor:
         """[H, W, 3] image of eval camera ``index``, its duration (synchronised) appended to render_seconds."""
-        camera = cameras[index : index + 1]
-        camera_to_world, intrinsics = camera_to_worlds[index : index + 1].to(device), camera.get_intrinsics_matrices().to(device)
+        camera_to_world = views.camera_to_worlds[index : index + 1].to(device)
+        intrinsics = views.intrinsics[index : index + 1].to(device)
         with timed(device, render_seconds):
             colours, alpha, _ = rasterize_parameters(
-                params, camera_to_world, intrinsics, int(camera.width.item()), int(camera.height.item()),
+                params, camera_to_world, intrinsics, views.widths[index], views.heights[index],
                 sh_degree=sh_degree_of(params["features_rest"]), rasterize_mode=scene.rasterize_mode,  # type: ignore[arg-type]
             )  # fmt: skip
             image = over_background(colours[..., :3], alpha, background)[0]
         return image
 
     with torch.no_grad():
-        if len(cameras) > 0:
+        if len(views) > 0:
             render(0)  # warm-up, not timed
             render_seconds.clear()
-        for index in track(range(len(cameras)), description="rendering the eval views", console=CONSOLE, transient=True):
+        for index in track(range(len(views)), description="rendering the eval views", console=CONSOLE, transient=True):
             predicted = render(index)
-            image = images[index]["image"].to(device)
-            image = image.float() / 255.0 if image.dtype == torch.uint8 else image
-            if image.shape[-1] == 4:
-                image = image[..., 3:] * image[..., :3] + (1 - image[..., 3:]) * background
+            image = views.target(index, background)
             predicted_chw, target_chw = predicted.permute(2, 0, 1)[None].cpu(), image.permute(2, 0, 1)[None].cpu()
             metrics["psnr"].append(float(psnr(target_chw, predicted_chw)))
             metrics["ssim"].append(float(ssim(target_chw, predicted_chw)))
@@ -149,7 +183,7 @@ def evaluate_scene(
             if lpips.available:
                 metrics["lpips"].append(value)
     results: Dict[str, Any] = {name: statistics.fmean(values) for name, values in metrics.items() if values}
-    results.update(gaussians=int(params["means"].shape[0]), images=len(cameras))
+    results.update(gaussians=int(params["means"].shape[0]), images=len(views))
     if render_seconds:
         results["render_fps"] = 1.0 / statistics.median(render_seconds)
     if not all(math.isfinite(value) for value in results.values()):

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from nerfstudio_trim.core.quantize.gaussians import fake_quantize_gaussians
 from nerfstudio_trim.core.quantize.rate import sh_rest_bytes
-from nerfstudio_trim.core.quantize.sh_compaction import band_mask
+from nerfstudio_trim.core.quantize.sh_compaction import with_sh_degrees
 from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters
 from nerfstudio_trim.nerfstudio.checkpoints import GAUSSIAN_PARAMS
 from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
@@ -151,12 +151,10 @@ class SplatfactoTrimModel(SplatfactoModel):
     def file_parameters(self) -> Dict[str, Tensor]:
         """The Gaussian parameters the exported file stores, before quantization: the model's own, with the
         higher SH bands above each Gaussian's degree (after SH compaction) set to zero (differentiable)."""
-        params: Dict[str, Tensor] = dict(self.gauss_params.items())
         degrees = self.trimmer.sh_degrees
-        if degrees is not None and degrees.shape[0] == self.num_points:
-            rest = params["features_rest"]
-            params["features_rest"] = rest * band_mask(degrees.to(rest.device), rest.shape[1]).to(rest.dtype)
-        return params
+        if degrees is not None and degrees.shape[0] != self.num_points:
+            degrees = None  # no record for these Gaussians
+        return with_sh_degrees(dict(self.gauss_params.items()), degrees)
 
     def render_parameters(self) -> Dict[str, Tensor]:
         """The Gaussian parameters as rendered: while trimming (quantization-aware), exactly the values

@@ -319,18 +319,7 @@ class ModelHost:
     def report(self, report: RoundReport) -> None:
         """One console line, scalars for nerfstudio's writers (tensorboard, wandb) and the viewer's fields."""
         state = report.state
-        checked = []
-        if report.file_bytes is not None:
-            checked.append(f"file {report.file_bytes / 1e6:.3f} MB ({report.file_bytes / max(1, report.measured_count):.1f} "
-                           "bytes per Gaussian)")  # fmt: skip
-        if report.psnr is not None:
-            checked.append(f"training-view PSNR {report.psnr:.2f} dB")
-        line = f"trim step {report.step}: "
-        if checked:
-            line += f"{report.measured_count:,} Gaussians: {', '.join(checked)}; "
-        line += f"{report.action.value} ({report.reason}) -> {report.count:,} Gaussians, {report.count / state.initial_count:.1%} kept"
-        if report.scoring_seconds is not None:
-            line += f", scored in {report.scoring_seconds:.1f} s"
+        line = f"trim step {report.step}: {report.describe()}"
         CONSOLE.print(line, markup=False, highlight=False, soft_wrap=True)
         # Imported here: nerfstudio.utils.writer and nerfstudio.configs.base_config import each other,
         # so importing the writer first (this module on its own) would fail.

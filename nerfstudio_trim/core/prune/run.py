@@ -50,6 +50,21 @@ class RoundReport:
     file_bytes: Optional[int]
     scoring_seconds: Optional[float]
 
+    def describe(self) -> str:
+        """One line: what was measured, the action and why, the Gaussians after it."""
+        checked = []
+        if self.file_bytes is not None:
+            checked.append(f"file {self.file_bytes / 1e6:.3f} MB ({self.file_bytes / max(1, self.measured_count):.1f} "
+                           "bytes per Gaussian)")  # fmt: skip
+        if self.psnr is not None:
+            checked.append(f"training-view PSNR {self.psnr:.2f} dB")
+        line = f"{self.measured_count:,} Gaussians: {', '.join(checked)}; " if checked else ""
+        line += (f"{self.action.value} ({self.reason}) -> {self.count:,} Gaussians, "
+                 f"{self.count / max(1, self.state.initial_count):.1%} kept")  # fmt: skip
+        if self.scoring_seconds is not None:
+            line += f", scored in {self.scoring_seconds:.1f} s"
+        return line
+
 
 class PruningHost(Protocol):
     """What the pruning loop needs from whoever holds the Gaussians."""

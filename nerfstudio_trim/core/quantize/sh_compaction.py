@@ -17,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Dict, Mapping, Optional
 
 import torch
 from torch import Tensor
@@ -141,3 +142,14 @@ def band_mask(degrees: Tensor, coefficients: int) -> Tensor:
     index = torch.arange(coefficients, device=degrees.device)
     band_of = torch.floor(torch.sqrt(index.to(torch.float32) + 1.0)).to(torch.int64)  # coefficient k is in band sqrt(k+1)
     return (band_of[None, :] <= degrees[:, None]).to(torch.float32)[..., None]
+
+
+def with_sh_degrees(params: Mapping[str, Tensor], degrees: Optional[Tensor]) -> Dict[str, Tensor]:
+    """``params`` (splatfacto's names; features_rest [N, K, 3]) as a file stores them after SH compaction: the
+    higher bands above each Gaussian's degree (``degrees`` [N] int64) set to zero, by a product with
+    ``band_mask`` (differentiable). ``degrees`` None: the parameters unchanged. The other tensors are shared."""
+    result = dict(params)
+    if degrees is not None:
+        rest = result["features_rest"]
+        result["features_rest"] = rest * band_mask(degrees.to(rest.device), rest.shape[1]).to(rest.dtype)
+    return result
