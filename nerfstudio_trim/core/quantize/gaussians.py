@@ -130,6 +130,17 @@ def quantize_gaussians(params: Mapping[str, Tensor], settings: CodecSettings = C
 
 def fake_quantize_gaussians(params: Mapping[str, Tensor], settings: CodecSettings = CodecSettings()) -> Dict[str, Tensor]:
     """Exactly the parameters the file decodes to, in each parameter's dtype and shape, with gradients passed
-    straight through to ``params``."""
+    straight through to ``params``.
+
+    The file stores each rotation as the unit quaternion whose largest component is positive, which may be
+    the parameter's negative and is of norm 1: the same rotation. A renderer normalises the quaternion, so the
+    gradient it gives at that stored quaternion is the gradient at the parameter's direction times its sign;
+    the gradient of the parameter itself is that times sign / norm (the normalisation's Jacobian at the
+    parameter), which is what reaches ``params``. (Passed unchanged, half the rotations would be trained
+    against their gradient.)"""
     decoded = quantize_gaussians(params, settings).dequantize()
-    return {name: straight_through(value, decoded[name]) for name, value in params.items()}
+    quats = params["quats"].detach()
+    stored = decoded["quats"].reshape(quats.shape).to(quats.dtype)
+    sign = torch.where((stored * quats).sum(dim=-1, keepdim=True) < 0, -1.0, 1.0).to(quats.dtype)
+    factors = {"quats": sign / quats.norm(dim=-1, keepdim=True).clamp(min=1e-12)}
+    return {name: straight_through(value, decoded[name], factors.get(name)) for name, value in params.items()}
