@@ -340,7 +340,7 @@ def test_a_rolled_back_round_keeps_its_scores_and_sh_degrees_and_the_viewer_foll
     model = trainer.pipeline.model
     model.optimizers = trainer.optimizers.optimizers  # what splatfacto's step callback sets before a trim step
     trimmer, count = model.trimmer, model.num_points
-    trimmer.state = TrimState(initial_count=count, last_bytes=123_456)
+    trimmer.state = TrimState(initial_count=count, last_bytes=123_456, last_bytes_count=count)
     host = ModelHost(model, trimmer, TrainingViews(trainer.pipeline.datamanager, model.device), pause=lambda: None)
     model.config.trim.score_mode = "opacity"
     scores = host.scores().values
@@ -349,6 +349,9 @@ def test_a_rolled_back_round_keeps_its_scores_and_sh_degrees_and_the_viewer_foll
     host.remove(mask)
     assert model.num_points == trimmer.scores.shape[0] == trimmer.sh_degrees.shape[0] == count - count // 10
     assert torch.equal(trimmer.scores, scores[~mask]) and trimmer.score_colours(model.num_points) is not None
+    model.show_trim_progress()  # pruned, not measured since: per Gaussian of the file that was measured
+    assert model.viewer_gaussians.value == count - count // 10
+    assert model.viewer_file.value == f"0.123 MB ({123_456 / count:.1f} bytes per Gaussian)"
     host.restore()
     assert model.num_points == count and torch.equal(trimmer.scores, torch.cat([scores[~mask], scores[mask]]))
     assert torch.equal(trimmer.sh_degrees, torch.cat([(torch.arange(count) % 4)[~mask], (torch.arange(count) % 4)[mask]]))

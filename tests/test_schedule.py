@@ -126,6 +126,18 @@ def test_training_free_loop_as_compress_drives_it():
     assert host.count == 300 and [r.action for r in host.reports][-2:] == [Action.FINAL, Action.STOP]
 
 
+def test_the_finished_file_is_measured_once_at_the_end_whatever_the_schedule_checked():
+    """Without a size target or growth check nothing measures the file on the way; the run's last state still
+    holds the finished model's file (a finished run's checkpoint shows it), with the count it was measured at."""
+    schedule = TrimSchedule(prune_fraction=0.1, target_fraction=0.8, max_psnr_drop=None, undo_growing_rounds=False)
+    host = FakeHost(1000, size=lambda rounds, count: 40 * count + rounds)
+    drive(schedule, host)
+    assert all(r.file_bytes is None for r in host.reports[:-1])
+    stop = host.reports[-1]
+    assert stop.action == Action.STOP and stop.file_bytes == 40 * 800 + 3 and stop.measured_count == 800
+    assert (stop.state.last_bytes, stop.state.last_bytes_count) == (40 * 800 + 3, 800)
+
+
 def test_decisions_need_what_the_schedule_asks_for():
     schedule = TrimSchedule(target_fraction=0.5)
     state = schedule.begin(100, Measurement(1000, 25.0, 40_000))

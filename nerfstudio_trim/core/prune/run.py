@@ -16,7 +16,7 @@ Examples:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Protocol
 
 from torch import Tensor
@@ -155,6 +155,9 @@ class PruningRun:
             self.host.settle()
         elif decision.action == Action.FINAL:
             self.host.forget()
+        elif decision.action == Action.STOP:  # the finished model's file, measured once whatever the schedule checked
+            file_bytes, measured_count = self.host.file_bytes(), self.host.count
+            self.state = replace(self.state, last_bytes=file_bytes, last_bytes_count=measured_count)
         report = RoundReport(step, decision.action, decision.reason, self.state, self.host.count, measured_count, psnr,
                              file_bytes, scoring_seconds)  # fmt: skip
         self.host.report(report)

@@ -54,6 +54,7 @@ class TrimState:
     last_psnr: Optional[float] = None  # training-view PSNR at the last quality check (dB)
     reference_bytes: Optional[int] = None  # the file of the model as loaded (bytes)
     last_bytes: Optional[int] = None  # the file at the last check (bytes)
+    last_bytes_count: Optional[int] = None  # Gaussians in the file at the last check
     end_step: Optional[int] = None  # the run may use steps below this one (--max-num-iterations)
     stop_reason: str = ""  # why pruning stopped
 
@@ -183,6 +184,7 @@ class TrimSchedule:
         return TrimState(
             initial_count=reference.count, reference_psnr=reference.psnr, next_step=step,
             reference_bytes=reference.file_bytes, last_bytes=reference.file_bytes,
+            last_bytes_count=None if reference.file_bytes is None else reference.count,
             end_step=None if steps is None else step + steps,
         )  # fmt: skip
 
@@ -222,8 +224,8 @@ class TrimSchedule:
                 reason = f"the file grew to {measured.file_bytes:,} bytes from {state.last_bytes:,}"
                 return Decision(Action.ROLLBACK, count, reason, replace(final, stop_reason=reason))
         if measured.file_bytes is not None:
-            state = replace(state, last_bytes=measured.file_bytes)
-            final = replace(final, last_bytes=measured.file_bytes)
+            state = replace(state, last_bytes=measured.file_bytes, last_bytes_count=count)
+            final = replace(final, last_bytes=measured.file_bytes, last_bytes_count=count)
         size_met = self.target_size_mb is not None and (state.last_bytes or math.inf) <= self.target_size_mb * 1e6
         per_gaussian = (state.last_bytes / count) if state.last_bytes and count else None
         target = self.count_target(state.initial_count, per_gaussian)
