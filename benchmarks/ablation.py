@@ -10,16 +10,19 @@ Variants (rows), each trimmed with the demo's CPU schedule down to ``--fraction`
 quality floor and without undoing rounds that grow the file (``bench_score_modes.flags``), then measured
 with ``ns-trim bench`` on the exported file (what a user ships; so the row without quantization-aware
 fine-tuning is measured after quantization):
-- ``default``: today's method (grad-norm scores, SH compaction, quantization-aware fine-tuning, format 2.0);
+- ``default``: today's method (grad-norm scores, SH compaction, the rate term, quantization-aware fine-tuning,
+  format 2.0);
 - ``format-1.0``: the method as of commit 705be26, the last with the format-1.0 writer (float16 positions,
   8-bit SH ranges per channel, no SH compaction), run by that version's own ``ns-trim bench`` in a
   subprocess with ``PYTHONPATH`` set to a checkout of it (``--format1-checkout``, default
   ``../nerfstudio-trim-1.0``; make it with ``git worktree add ../nerfstudio-trim-1.0 705be26``), with the
   same flags minus the options that did not exist then; its bench evaluates the baseline itself and has no
   row for the baseline as our file;
-- ``no-sh-compaction``; ``rate-term`` (weight ``--rate-weight``, default 0.01); ``seed-sh-l1`` (the seed
-  method's L1 on the higher SH bands, 0.05); ``sh-bits-8-8-8`` and ``sh-bits-4-3-3`` (bits of the SH bands
-  of degrees 1, 2, 3; the default is 5 4 4); ``no-qat`` (no quantization-aware fine-tuning);
+- ``no-sh-compaction``; ``no-rate-term`` (fine-tuning without the rate term, weight 0); ``rate-term``
+  (another weight, ``--rate-weight``, default 0.005); ``seed-sh-l1`` (the seed method's L1 on the higher SH
+  bands, 0.05, in place of the rate term); ``sh-bits-8-8-8`` and ``sh-bits-4-3-3`` (bits of the SH bands
+  of degrees 1, 2, 3; the default is 5 4 4); ``finer`` (a higher-quality operating point: SH bits 6 5 5,
+  compaction tolerance 0.5/255, no rate term); ``no-qat`` (no quantization-aware fine-tuning);
 - score modes ``abs-grad``, ``opacity-grad-quantile`` (paper), ``delta-mse``, ``sensitivity``, ``opacity``,
   ``random`` (the default is grad-norm).
 Each row: the file's Gaussians, PSNR/SSIM, bytes and bytes per Gaussian, the run's ``ns-eval`` PSNR, the
@@ -29,7 +32,7 @@ On the demo scene, rows that ``bench_score_modes.py`` measured with the same tri
 its results.
 
     python benchmarks/ablation.py [--scenes demo still-life] [--fraction 0.5] [--variants default ...]
-        [--rate-weight 0.01] [--format1-checkout ../nerfstudio-trim-1.0]
+        [--rate-weight 0.005] [--format1-checkout ../nerfstudio-trim-1.0]
 
 Results: benchmarks/results/ablation.json, ablation.md, a plot per scene, and ablation_scenes.jpg (four views
 of each scene). Finished rows are skipped on a rerun; a row whose trim arguments changed (e.g. another
@@ -88,19 +91,24 @@ def variants(rate_weight: float) -> Dict[str, Variant]:
     """Every variant by name, in the table's order."""
     scores = ("abs-grad", "opacity-grad-quantile", "delta-mse", "sensitivity", "opacity", "random")
     return {
-        "default": Variant("default (grad-norm, SH compaction, QAT, format 2.0)"),
+        "default": Variant("default (grad-norm, SH compaction, rate term, QAT, format 2.0)"),
         "format-1.0": Variant(f"format 1.0 (the method at {FORMAT1_COMMIT})", format1=True),
         "no-sh-compaction": Variant("no SH compaction", flags=(f"{TRIM}sh-compaction-tolerance", "None")),
+        "no-rate-term": Variant("no rate term", flags=(f"{TRIM}rate-weight", "0")),
         "rate-term": Variant(f"rate term, weight {rate_weight:g}", flags=(f"{TRIM}rate-weight", str(rate_weight))),
-        "seed-sh-l1": Variant("seed's L1 on the SH bands, 0.05", flags=(f"{TRIM}sh-rest-l1", "0.05")),
+        "seed-sh-l1": Variant("seed's L1 on the SH bands, 0.05, no rate term",
+                              flags=(f"{TRIM}rate-weight", "0", f"{TRIM}sh-rest-l1", "0.05")),
         "sh-bits-8-8-8": Variant("SH bits 8 8 8", flags=(f"{TRIM}codec.sh-bits", "8", "8", "8")),
         "sh-bits-4-3-3": Variant("SH bits 4 3 3", flags=(f"{TRIM}codec.sh-bits", "4", "3", "3")),
+        "finer": Variant("finer: SH bits 6 5 5, compaction 0.5/255, no rate term",
+                         flags=(f"{TRIM}codec.sh-bits", "6", "5", "5", f"{TRIM}sh-compaction-tolerance", "0.00196",
+                                f"{TRIM}rate-weight", "0")),
         "no-qat": Variant("no quantization-aware fine-tuning", flags=(f"{TRIM}quantize", "False")),
         **{mode: Variant(f"score: {mode}", score_mode=mode) for mode in scores},
     }
 
 
-VARIANT_NAMES = list(variants(0.01))
+VARIANT_NAMES = list(variants(0.005))
 
 
 def without_newer_options(arguments: Sequence[str]) -> List[str]:
@@ -243,7 +251,7 @@ def main() -> None:
     parser.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
     parser.add_argument("--variants", nargs="+", default=VARIANT_NAMES, choices=VARIANT_NAMES)
     parser.add_argument("--fraction", type=float, default=0.5, help="fraction of the Gaussians kept")
-    parser.add_argument("--rate-weight", type=float, default=0.01, help="weight of the rate-term variant")
+    parser.add_argument("--rate-weight", type=float, default=0.005, help="weight of the rate-term variant")
     parser.add_argument("--format1-checkout", type=Path, default=REPO.parent / "nerfstudio-trim-1.0",
                         help=f"a checkout of commit {FORMAT1_COMMIT} (git worktree add ../nerfstudio-trim-1.0 {FORMAT1_COMMIT})")  # fmt: skip
     args = parser.parse_args()
