@@ -48,9 +48,9 @@ def views_of(params: dict) -> list:
 
 
 def view_image(params: dict, view: ScoringView) -> torch.Tensor:
-    from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters_at
+    from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters
 
-    colours, alpha, _ = rasterize_parameters_at(params, view.viewmat[None], view.K[None], W, H, 1)
+    colours, alpha, _ = rasterize_parameters(params, view.viewmat[None], view.K[None], W, H, 1)
     return over_background(colours[0], alpha[0], view.background)
 
 

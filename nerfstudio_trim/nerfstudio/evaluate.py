@@ -28,7 +28,11 @@ from nerfstudio_trim.core.codec.container import Limits
 from nerfstudio_trim.core.codec.nstrim import read_file
 from nerfstudio_trim.core.scene import SplatScene, sh_degree_of
 from nerfstudio_trim.core.files import check_output, make_dir, write_atomic
-from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters
+from nerfstudio_trim.core.raster.render import (
+    over_background,
+    rasterize_parameters,
+    viewmats_from_camera_to_worlds,
+)
 from nerfstudio_trim.core.text import printable
 from nerfstudio_trim.core.timing import timed
 from nerfstudio_trim.errors import TrimError
@@ -159,11 +163,11 @@ def evaluate_scene(
 
     def render(index: int) -> Tensor:
         """[H, W, 3] image of eval camera ``index``, its duration (synchronised) appended to render_seconds."""
-        camera_to_world = views.camera_to_worlds[index : index + 1].to(device)
+        viewmats = viewmats_from_camera_to_worlds(views.camera_to_worlds[index : index + 1].to(device))
         intrinsics = views.intrinsics[index : index + 1].to(device)
         with timed(device, render_seconds):
             colours, alpha, _ = rasterize_parameters(
-                params, camera_to_world, intrinsics, views.widths[index], views.heights[index],
+                params, viewmats, intrinsics, views.widths[index], views.heights[index],
                 sh_degree=sh_degree_of(params["features_rest"]), rasterize_mode=scene.rasterize_mode,  # type: ignore[arg-type]
             )  # fmt: skip
             image = over_background(colours[..., :3], alpha, background)[0]

@@ -29,7 +29,11 @@ from torch import Tensor, nn
 from nerfstudio_trim.core.quantize.gaussians import fake_quantize_gaussians
 from nerfstudio_trim.core.quantize.rate import sh_rest_bytes
 from nerfstudio_trim.core.quantize.sh_compaction import with_sh_degrees
-from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters
+from nerfstudio_trim.core.raster.render import (
+    over_background,
+    rasterize_parameters,
+    viewmats_from_camera_to_worlds,
+)
 from nerfstudio_trim.nerfstudio.checkpoints import GAUSSIAN_PARAMS
 from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
 from nerfstudio_trim.nerfstudio.trim_config import LoadsOlderConfigs, TrimConfig
@@ -212,7 +216,7 @@ class SplatfactoTrimModel(SplatfactoModel):
         render_mode = "RGB+ED" if self.config.output_depth_during_training or not self.training else "RGB"
         camera_to_worlds = camera_to_worlds.to(self.device)
         render, alpha, self.info = rasterize_parameters(
-            params, camera_to_worlds, intrinsics, width, height,
+            params, viewmats_from_camera_to_worlds(camera_to_worlds), intrinsics, width, height,
             sh_degree=self.config.sh_degree,
             active_sh_degree=min(self.step // self.config.sh_degree_interval, self.config.sh_degree),
             render_mode=render_mode, rasterize_mode=self.config.rasterize_mode,
@@ -265,8 +269,9 @@ class SplatfactoTrimModel(SplatfactoModel):
         if heat is None or self.crop_box is not None:
             return None
         intrinsics, width, height = self._intrinsics_and_size(camera)
+        viewmats = viewmats_from_camera_to_worlds(camera.camera_to_worlds.to(self.device))
         render, _, _ = rasterize_parameters(
-            self.render_parameters(), camera.camera_to_worlds.to(self.device), intrinsics, width, height,
+            self.render_parameters(), viewmats, intrinsics, width, height,
             sh_degree=self.config.sh_degree, colors=heat, rasterize_mode=self.config.rasterize_mode,
         )  # fmt: skip
         return render.squeeze(0)

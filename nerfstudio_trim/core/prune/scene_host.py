@@ -30,7 +30,7 @@ from nerfstudio_trim.core.prune.run import RoundReport, Scores
 from nerfstudio_trim.core.quantize.gaussians import CodecSettings, quantize_gaussians
 from nerfstudio_trim.core.quantize.sh_compaction import ViewCameras, compact_sh, with_sh_degrees
 from nerfstudio_trim.core.raster.cpu_raster import RasterizeMode
-from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters_at
+from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters
 from nerfstudio_trim.core.scene import SplatScene, sh_degree_of
 
 SceneScoreMode = Literal["abs-delta-mse", "delta-mse", "sensitivity", "opacity", "opacity-volume"]
@@ -106,7 +106,7 @@ def view_fit(
     sh_degree = sh_degree_of(params["features_rest"])
     fits = []
     for view in views:
-        colours, alpha, _ = rasterize_parameters_at(
+        colours, alpha, _ = rasterize_parameters(
             params, view.viewmat[None], view.K[None], view.width, view.height, sh_degree, rasterize_mode=rasterize_mode
         )
         image = over_background(colours[0, ..., :3], alpha[0], view.background)

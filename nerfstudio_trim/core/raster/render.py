@@ -68,28 +68,6 @@ def splat_inputs(
 
 def rasterize_parameters(
     params: Mapping[str, Tensor],
-    camera_to_worlds: Tensor,
-    Ks: Tensor,
-    width: int,
-    height: int,
-    sh_degree: int,
-    active_sh_degree: Optional[int] = None,
-    colors: Optional[Tensor] = None,
-    render_mode: RenderMode = "RGB",
-    rasterize_mode: RasterizeMode = "classic",
-    absgrad: bool = False,
-) -> Tuple[Tensor, Tensor, Dict[str, Any]]:
-    """Render splatfacto parameters (see ``splat_inputs``) from cameras [C, 3, 4] (nerfstudio, OpenGL
-    axes) with intrinsics [C, 3, 3], as splatfacto does. Returns gsplat's ([C, H, W, D],
-    [C, H, W, 1] alphas, info)."""
-    return rasterize_parameters_at(
-        params, viewmats_from_camera_to_worlds(camera_to_worlds), Ks, width, height, sh_degree, active_sh_degree,
-        colors, render_mode, rasterize_mode, absgrad,
-    )  # fmt: skip
-
-
-def rasterize_parameters_at(
-    params: Mapping[str, Tensor],
     viewmats: Tensor,
     Ks: Tensor,
     width: int,
@@ -101,7 +79,9 @@ def rasterize_parameters_at(
     rasterize_mode: RasterizeMode = "classic",
     absgrad: bool = False,
 ) -> Tuple[Tensor, Tensor, Dict[str, Any]]:
-    """``rasterize_parameters`` from gsplat's world-to-camera matrices [C, 4, 4] (OpenCV axes) instead."""
+    """Render splatfacto parameters (see ``splat_inputs``) from gsplat's world-to-camera matrices [C, 4, 4]
+    (OpenCV axes; ``viewmats_from_camera_to_worlds`` makes them from nerfstudio's cameras) with intrinsics
+    [C, 3, 3], as splatfacto does. Returns gsplat's ([C, H, W, D], [C, H, W, 1] alphas, info)."""
     inputs = splat_inputs(params, sh_degree, active_sh_degree, colors)
     return rasterize(
         means=inputs.means,
