@@ -9,7 +9,7 @@ nerfstudio checkpoints, makes ``TrimError`` print as one line, and adds ``trimme
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Type
+from typing import Literal, Type
 
 from nerfstudio.configs.base_config import ViewerConfig
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
@@ -63,6 +63,12 @@ def _decay(lr_final: float, warmup_steps: int = 0) -> ExponentialDecaySchedulerC
     )
 
 
+IMAGE_CACHE_TYPE: Literal["uint8", "float32"] = "uint8"
+"""How the datamanager caches images (splatfacto's choice). Every evaluation of a file uses it too: images
+with lens distortion are undistorted in this type, so a float cache would keep the resampling's fractions
+that the run's rounded to bytes (0.0003 dB and 0.0004 SSIM apart on the tests' real capture)."""
+
+
 splatfacto_trim = MethodSpecification(
     config=TrimTrainerConfig(
         method_name="splatfacto-trim",
@@ -75,7 +81,7 @@ splatfacto_trim = MethodSpecification(
         pipeline=TrimPipelineConfig(
             datamanager=FullImageDatamanagerConfig(
                 dataparser=NerfstudioDataParserConfig(load_3D_points=True),
-                cache_images_type="uint8",
+                cache_images_type=IMAGE_CACHE_TYPE,
             ),
             model=SplatfactoTrimModelConfig(),
         ),

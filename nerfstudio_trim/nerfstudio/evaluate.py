@@ -37,6 +37,7 @@ from nerfstudio_trim.core.text import printable
 from nerfstudio_trim.core.timing import timed
 from nerfstudio_trim.errors import TrimError
 from nerfstudio_trim.nerfstudio.checks import check_data, check_device
+from nerfstudio_trim.nerfstudio.config import IMAGE_CACHE_TYPE
 from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
 
 
@@ -127,7 +128,8 @@ class DatasetSplit:
 def load_split(data: Path, split: Literal["train", "eval"], scene: SplatScene, device: torch.device) -> DatasetSplit:
     """The ``split`` of the dataset at ``data`` (parsed with nerfstudio's defaults, as ns-train does), its cameras
     in the frame of ``scene``'s Gaussians."""
-    datamanager_config = FullImageDatamanagerConfig(dataparser=NerfstudioDataParserConfig(data=data))
+    datamanager_config = FullImageDatamanagerConfig(dataparser=NerfstudioDataParserConfig(data=data),
+                                                    cache_images_type=IMAGE_CACHE_TYPE)  # fmt: skip
     check_data(datamanager_config)
     datamanager = datamanager_config.setup(device=device, test_mode="test")
     # Images before cameras: the first read of a split's images undistorts and crops them and rewrites its
