@@ -359,3 +359,25 @@ def test_a_rolled_back_round_keeps_its_scores_and_sh_degrees_and_the_viewer_foll
     host.report(RoundReport(10, Action.ROLLBACK, "test", trimmer.state, count, count, None, None, None))
     assert model.viewer_gaussians.value == count
     assert model.viewer_file.value == f"0.123 MB ({123_456 / count:.1f} bytes per Gaussian)"  # decimals, as text
+
+
+def test_the_quality_floor_is_measured_on_the_values_the_file_stores(trained_run, tmp_path):
+    """The run's reference PSNR is that of the quantized model (what the file decodes to), not the float one,
+    so the codec's own cost does not count against the allowed drop."""
+    from nerfstudio_trim.core.prune.schedule import TrimState
+    from nerfstudio_trim.nerfstudio.trimming import ModelHost, TrainingViews
+
+    trainer = trainer_from(trained_run.config, trained_run.checkpoint, tmp_path, trim=True)
+    model = trainer.pipeline.model
+    trim = model.config.trim
+    trim.max_psnr_drop, trim.prune_fraction, trim.steps_per_round, trim.final_steps = 0.3, 0.1, 4, 4
+    trainer.config.max_num_iterations = trainer._start_step + 100
+    views = TrainingViews(trainer.pipeline.datamanager, model.device)
+    host = ModelHost(model, model.trimmer, views, pause=lambda: None)
+    as_trained = host.training_psnr()
+    model.trimmer.state = TrimState(initial_count=model.num_points)
+    as_stored = host.training_psnr()
+    model.trimmer.state = None
+    assert as_stored != as_trained
+    one_training_step(trainer)  # the trim's first step: measures the reference, then prunes
+    assert model.trimmer.state.reference_psnr == as_stored

@@ -112,8 +112,10 @@ class Trimmer:
 
     @property
     def active(self) -> bool:
-        """True from the first trim step on (quantization-aware rendering, no densification)."""
-        return self.state is not None
+        """True from the first trim step on (quantization-aware rendering, no densification), the run's
+        reference measurement included: the quality floor is measured from the model as the file stores it,
+        so the codec's own cost does not use up the allowed drop."""
+        return self.state is not None or self._run is not None
 
     def extra_state(self) -> Dict[str, Any]:
         """What a checkpoint must hold to resume mid-trim and to show the run afterwards."""

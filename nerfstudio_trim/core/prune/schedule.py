@@ -103,7 +103,8 @@ class TrimSchedule:
     target_size_mb: Optional[float] = None
     """Stop pruning once the exported file is at most this size (MB, exact: encoded after each round)."""
     max_psnr_drop: Optional[float] = 0.1
-    """Stop when training-view PSNR falls this many dB below the loaded model (that round is undone)."""
+    """Stop when training-view PSNR falls this many dB below the loaded model as the file would store it
+    (that round is undone)."""
     undo_growing_rounds: bool = True
     """Undo a round after which the exported file is bigger than before it (and stop pruning)."""
 
