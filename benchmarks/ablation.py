@@ -1,10 +1,15 @@
-"""Ablation on two scenes: what each lever of the method buys, at an equal fraction of Gaussians kept.
+"""Ablation on three scenes: what each lever of the method buys, at an equal fraction of Gaussians kept.
 
-Scenes (both Blender-rendered, 160 x 120, baselines trained on CPU with ``demo/train_baseline.py``):
-- ``demo``: the embedded demo scene (a furnished room, orbiting cameras);
+Scenes (baselines trained on CPU with ``demo/train_baseline.py``):
+- ``demo``: the embedded demo scene (a furnished room, orbiting cameras; Blender-rendered, 160 x 120);
 - ``still-life``: a still life under a sky dome, chrome and metal, thin pencils and lettering, a
-  forward-facing camera sweep (``demo/make_scene.py --layout still-life``). Rendered and trained here
-  when missing (Blender needed; ~5 + ~30 minutes on 2 cores).
+  forward-facing camera sweep (``demo/make_scene.py --layout still-life``, 160 x 120). Rendered and trained
+  here when missing (Blender needed; ~5 + ~30 minutes on 2 cores);
+- ``fox``: a real capture, instant-ngp's fox (50 phone frames posed by COLMAP, OPENCV lens distortion,
+  8x smaller: 135 x 240; no point cloud, so training starts from random points). Made with
+  ``demo/prepare_capture.py`` from a clone of https://github.com/NVlabs/instant-ngp (``--capture-source``,
+  its ``data/nerf/fox``) and trained here when missing (~50 minutes on 2 cores). Its images are under
+  NVIDIA's non-commercial licence and stay outside the repository.
 
 Variants (rows), each trimmed with the demo's CPU schedule down to ``--fraction`` (default 50%) without a
 quality floor and without undoing rounds that grow the file (``bench_score_modes.flags``), then measured
@@ -31,11 +36,11 @@ baseline's ``ns-eval`` and the baseline as our file (bytes, PSNR). The baseline'
 On the demo scene, rows that ``bench_score_modes.py`` measured with the same trim arguments are taken from
 its results.
 
-    python benchmarks/ablation.py [--scenes demo still-life] [--fraction 0.5] [--variants default ...]
-        [--rate-weight 0.005] [--format1-checkout ../nerfstudio-trim-1.0]
+    python benchmarks/ablation.py [--scenes demo still-life fox] [--fraction 0.5] [--variants default ...]
+        [--capture-source instant-ngp/data/nerf/fox] [--rate-weight 0.005] [--format1-checkout ../nerfstudio-trim-1.0]
 
 Results: benchmarks/results/ablation.json, ablation.md, a plot per scene, and ablation_scenes.jpg (four views
-of each scene). Finished rows are skipped on a rerun; a row whose trim arguments changed (e.g. another
+of each rendered scene). Finished rows are skipped on a rerun; a row whose trim arguments changed (e.g. another
 ``--rate-weight``) is measured again and replaced. ``results/ablation_format1.json`` holds the rows of the
 format-1.0 variants this script measured before format 2.0 (SH ranges per tensor, 16-bit grid positions).
 """
@@ -67,7 +72,10 @@ OUTPUT = Path("outputs/ablation")
 SCENES = {  # name: (data, baseline config.yml), relative to the repository
     "demo": (Path("demo/scene"), Path("demo/baseline/splatfacto-trim/config.yml")),
     "still-life": (Path("outputs/scenes/still-life"), Path("outputs/scenes/still-life-baseline/splatfacto-trim/config.yml")),
+    "fox": (Path("outputs/scenes/fox"), Path("outputs/scenes/fox-baseline/splatfacto-trim/config.yml")),
 }
+PUBLISHED_SCENES = ("demo", "still-life")
+"""Scenes whose images the repository may show (rendered here); the fox's are NVIDIA's, non-commercial."""
 TRIM = "--pipeline.model.trim."
 FORMAT1_COMMIT = "705be26"
 NEWER_THAN_FORMAT1 = (f"{TRIM}undo-growing-rounds", f"{TRIM}sh-compaction-tolerance", f"{TRIM}rate-weight", f"{TRIM}codec.")
@@ -129,6 +137,23 @@ def make_still_life(data: Path, baseline: Path) -> None:
         shutil.rmtree(data, ignore_errors=True)
         subprocess.run(["blender", "-b", "--python", "demo/make_scene.py", "--", "--layout", "still-life",
                         "--views", "80", "--points", "20000", "--out", str(data)], check=True)  # fmt: skip
+    train_baseline(data, baseline)
+
+
+def make_fox(data: Path, baseline: Path, source: Optional[Path]) -> None:
+    """Prepare the real capture from instant-ngp's ``data/nerf/fox`` and train its baseline, where missing."""
+    if not (data / "transforms.json").is_file():
+        if source is None or not (source / "transforms.json").is_file():
+            sys.exit(f"error: {data} is missing: pass --capture-source INSTANT_NGP/data/nerf/fox (a clone of "
+                     "https://github.com/NVlabs/instant-ngp)")  # fmt: skip
+        licence = source.parents[2] / "LICENSE.txt"
+        subprocess.run([sys.executable, "demo/prepare_capture.py", "--source", str(source), "--output", str(data),
+                        "--downscale", "8", *(["--licence", str(licence)] if licence.is_file() else [])], check=True)  # fmt: skip
+    train_baseline(data, baseline)
+
+
+def train_baseline(data: Path, baseline: Path) -> None:
+    """The demo's recipe on ``data``, packaged where ``baseline`` (its config.yml) belongs, where missing."""
     if not baseline.is_file():
         subprocess.run([sys.executable, "demo/train_baseline.py", "--data", str(data),
                         "--packaged", str(baseline.parents[1])], check=True)  # fmt: skip
@@ -231,11 +256,11 @@ def plot(rows: List[Dict[str, Any]], scene: str, fraction: float, path: Path) ->
 
 
 def picture_of_scenes(path: Path, views: int = 4) -> None:
-    """One row per scene of ``views`` evenly spaced views from its images/, side by side (JPEG)."""
+    """One row per published scene of ``views`` evenly spaced views from its images/, side by side (JPEG)."""
     from PIL import Image
 
     rows = []
-    for data, _ in SCENES.values():
+    for data, _ in (SCENES[name] for name in PUBLISHED_SCENES):
         frames = sorted((data / "images").glob("*.png"))
         rows.append([Image.open(frames[i * len(frames) // views]).convert("RGB") for i in range(views)])
     width, height = rows[0][0].size
@@ -252,6 +277,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=VARIANT_NAMES, choices=VARIANT_NAMES)
     parser.add_argument("--fraction", type=float, default=0.5, help="fraction of the Gaussians kept")
     parser.add_argument("--rate-weight", type=float, default=0.005, help="weight of the rate-term variant")
+    parser.add_argument("--capture-source", type=Path, help="instant-ngp's data/nerf/fox, for the fox scene")
     parser.add_argument("--format1-checkout", type=Path, default=REPO.parent / "nerfstudio-trim-1.0",
                         help=f"a checkout of commit {FORMAT1_COMMIT} (git worktree add ../nerfstudio-trim-1.0 {FORMAT1_COMMIT})")  # fmt: skip
     args = parser.parse_args()
@@ -266,6 +292,8 @@ def main() -> None:
     for scene in args.scenes:
         if scene == "still-life":
             make_still_life(*SCENES[scene])
+        elif scene == "fox":
+            make_fox(*SCENES[scene], args.capture_source)
         for name in args.variants:
             variant = table[name]
             trim_args = flags(variant.score_mode, args.fraction) + list(variant.flags)
@@ -285,7 +313,7 @@ def main() -> None:
     (RESULTS / "ablation.md").write_text(markdown(rows))
     for scene in sorted({r["scene"] for r in rows if r["target_fraction"] == args.fraction}):
         plot(rows, scene, args.fraction, RESULTS / f"ablation_{scene}.png")
-    if all((data / "images").is_dir() for data, _ in SCENES.values()):
+    if all((SCENES[name][0] / "images").is_dir() for name in PUBLISHED_SCENES):
         picture_of_scenes(RESULTS / "ablation_scenes.jpg")
     print(markdown(rows))
 

@@ -1,6 +1,7 @@
 """Training-free compression against PlayCanvas splat-transform's decimation, at equal Gaussians kept.
 
-For each scene (``ablation.SCENES``: the demo and the still-life) and each fraction kept (default 50, 25, 10%):
+For each scene (``ablation.SCENES``: the demo, the still-life, the fox capture; each made by ``ablation.py``)
+and each fraction kept (default 50, 25, 10%):
 - ``ns-trim compress`` of the baseline run with each score (default: ``abs-delta-mse``, ``sensitivity``, and the
   view-free ``opacity-volume`` without ``--data``), no quality floor, ``--target-fraction``; wall time recorded;
   its file evaluated with ``ns-trim eval`` (held-out views);
@@ -8,7 +9,7 @@ For each scene (``ablation.SCENES``: the demo and the still-life) and each fract
   INRIA-layout PLY, to the count our rounds reached, its output PLY read back and rendered by the same evaluator
   (float parameters, no quantization: the comparison favours it by the cost of our codec, ~0.05 dB here).
 
-    make tools && python benchmarks/bench_compress.py [--scenes demo still-life] [--fractions 0.5 0.25 0.1]
+    make tools && python benchmarks/bench_compress.py [--scenes demo still-life fox] [--fractions 0.5 0.25 0.1]
         [--scores abs-delta-mse sensitivity opacity-volume]
 
 Results: benchmarks/results/compress.json (a rerun skips recorded rows), a table on stdout and

@@ -21,6 +21,11 @@ The input is a trim run (``--run RUN/config.yml``, e.g. ``make demo``'s
   - SPZ version 4 and PlayCanvas SOG through the npm ``@playcanvas/splat-transform`` CLI (pinned by the
     Makefile; ``SPLAT_TRANSFORM`` or its cached install), encode PLY -> SPZ/SOG and decode SPZ/SOG -> PLY;
     times are the CLI's wall clock, Node.js start-up included (measured and reported).
+- ``.nstrim`` 2.0 without one lever (one row each): the same parameters encoded post hoc with the run's codec
+  settings but one attribute coded near-losslessly (positions at 1% of each Gaussian's size, log scales in
+  steps of 0.005, 12-bit rotations, opacity and colour, SH bands on 8 bits without the smallest step): what
+  that attribute's quantizer saves and what it costs. SH compaction and the entropy coder are measured
+  elsewhere (``ablation.py``'s no-sh-compaction row, ``bench_entropy.py``).
 Without ``--run``, ``--file`` alone: the other formats start from the file's decoded parameters instead.
 Each decoded model is rendered on the CPU over the scene's eval views (``ns-trim eval``'s code, in the
 2.0 file's frame, background and rasterize mode; the 1.0 file in its own): PSNR, SSIM. A tool that cannot
@@ -36,6 +41,7 @@ format a point) and a markdown table on stdout.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
 import os
@@ -54,7 +60,7 @@ import torch
 
 from nerfstudio_trim.core.codec.nstrim import decode, encode
 from nerfstudio_trim.core.codec.ply import PlyScene, ply_bytes, read_ply
-from nerfstudio_trim.core.quantize.gaussians import QuantizedGaussians
+from nerfstudio_trim.core.quantize.gaussians import CodecSettings, QuantizedGaussians, quantize_gaussians
 from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +69,15 @@ SPLAT_TRANSFORM_DEFAULT = Path.home() / ".cache/nerfstudio-trim/splat-transform-
 GSPLY_PYTHON_DEFAULT = Path.home() / ".cache/nerfstudio-trim/gsply-0.4.6/bin/python"
 GSPLY_SPZ = Path(__file__).parent / "tools" / "gsply_spz.py"
 OURS = ".nstrim 2.0 (ours)"
+LEVERS = {  # attribute: (its quantizer, the near-lossless CodecSettings fields that replace it)
+    "positions": ("grid at 10% of each Gaussian's size", {"position_precision": 0.01}),
+    "scales": ("log scales in steps of 0.05", {"scale_step": 0.005}),
+    "rotations": ("smallest three on 7 bits", {"rotation_bits": 12}),
+    "opacity": ("logit on 6 bits", {"opacity_bits": 12}),
+    "colour": ("8 bits per channel", {"color_bits": 12}),
+    "SH bands": ("5/4/4 bits, smallest step 1/255", {"sh_bits": (8, 8, 8), "sh_min_step": 0.0}),
+}
+"""Each lever of format 2.0 and what a lever-less row codes that attribute with instead."""
 
 
 def shown(path: Path) -> str:
@@ -108,9 +123,9 @@ def ns_trim_export(run: Path, folder: Path) -> Path:
     return folder / "scene.nstrim"
 
 
-def run_parameters(run: Path) -> Tuple[Dict[str, torch.Tensor], int, Callable[[], bytes]]:
+def run_parameters(run: Path) -> Tuple[Dict[str, torch.Tensor], int, Callable[[], bytes], CodecSettings]:
     """(float parameters as the run's model stores them, on the CPU; SH degree; the export's quantize +
-    encode of them, to time)."""
+    encode of them, to time; the run's codec settings)."""
     from nerfstudio_trim.nerfstudio.export import load_run, model_scene, read_run_config
 
     pipeline, step = load_run(read_run_config(run))
@@ -118,7 +133,7 @@ def run_parameters(run: Path) -> Tuple[Dict[str, torch.Tensor], int, Callable[[]
     with torch.no_grad():
         params = {name: value.detach().float().cpu() for name, value in model.file_parameters().items()}
     outputs = pipeline.datamanager.train_dataparser_outputs
-    return params, model.config.sh_degree, lambda: encode(model_scene(model, outputs, step))
+    return params, model.config.sh_degree, lambda: encode(model_scene(model, outputs, step)), model.config.trim.codec
 
 
 def main() -> None:
@@ -146,12 +161,12 @@ def main() -> None:
         if not isinstance(scene.gaussians, QuantizedGaussians):
             parser.error(f"{file} is not a format-2.0 file (pass a format-1.0 file as --format1-file)")
         if args.run is not None:
-            params, degree, export = run_parameters(args.run)
+            params, degree, export, codec = run_parameters(args.run)
             if params["means"].shape[0] != scene.gaussians.count:
                 parser.error(f"{file} holds {scene.gaussians.count:,} Gaussians, the run {params['means'].shape[0]:,}: not its export")
             parameters = "the run's file_parameters() (float32, before quantization, SH compaction zeros applied)"
         else:
-            params, degree, export = scene.gaussians.dequantize(), scene.sh_degree, lambda: encode(scene)
+            params, degree, export, codec = scene.gaussians.dequantize(), scene.sh_degree, lambda: encode(scene), CodecSettings()
             parameters = "decoded from the file"
         rows: List[Dict[str, Any]] = []
 
@@ -176,6 +191,11 @@ def main() -> None:
             decode_s, old_scene = timed(lambda: decode(old))
             row(".nstrim 1.0 (ours, older)", software, len(old), None, decode_s, evaluate_scene(old_scene, args.data, device),
                 "another trim of the scene (format-1.0 writer, its own frame); read only")  # fmt: skip
+        for attribute, (quantizer, finer) in LEVERS.items():
+            without = dataclasses.replace(scene, gaussians=quantize_gaussians(params, dataclasses.replace(codec, **finer)))
+            coded = encode(without)
+            row(f".nstrim 2.0 without the {attribute} lever", software, len(coded), None, None,
+                evaluate_scene(without, args.data, device), f"{attribute}: {quantizer} -> {finer}")  # fmt: skip
         ply_encode, ply = timed(lambda: ply_bytes(params, degree))
         ply_path = work / "scene.ply"
         ply_path.write_bytes(ply)
@@ -253,10 +273,11 @@ def plot(results: Dict[str, Any], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     measured = [r for r in results["rows"] if r["bytes_per_gaussian"] is not None and r["psnr"] is not None]
     for index, r in enumerate(measured):
-        ours = r["format"].startswith(".nstrim")
+        ours, lever = r["format"].startswith(".nstrim"), "lever" in r["format"]
         label = r["format"] + (f" ({r['tool'].split()[0]})" if r["format"].startswith(("SPZ", "SOG")) else "")
-        axes.scatter(r["bytes_per_gaussian"], r["psnr"], marker="*" if ours else "o", s=180 if ours else 50,
-                     color=f"C{index}", label=label, zorder=3 if ours else 2, edgecolors="black" if ours else "none")  # fmt: skip
+        axes.scatter(r["bytes_per_gaussian"], r["psnr"], marker="x" if lever else "*" if ours else "o",
+                     s=40 if lever else 180 if ours else 50, color=f"C{index % 10}", label=label, zorder=3 if ours else 2,
+                     **({"edgecolors": "black"} if ours and not lever else {}))  # fmt: skip
     axes.set_xscale("log")
     axes.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
