@@ -69,15 +69,15 @@ SPLAT_TRANSFORM_DEFAULT = Path.home() / ".cache/nerfstudio-trim/splat-transform-
 GSPLY_PYTHON_DEFAULT = Path.home() / ".cache/nerfstudio-trim/gsply-0.4.6/bin/python"
 GSPLY_SPZ = Path(__file__).parent / "tools" / "gsply_spz.py"
 OURS = ".nstrim 2.0 (ours)"
-LEVERS = {  # attribute: (its quantizer, the near-lossless CodecSettings fields that replace it)
-    "positions": ("grid at 10% of each Gaussian's size", {"position_precision": 0.01}),
-    "scales": ("log scales in steps of 0.05", {"scale_step": 0.005}),
-    "rotations": ("smallest three on 7 bits", {"rotation_bits": 12}),
-    "opacity": ("logit on 6 bits", {"opacity_bits": 12}),
-    "colour": ("8 bits per channel", {"color_bits": 12}),
-    "SH bands": ("5/4/4 bits, smallest step 1/255", {"sh_bits": (8, 8, 8), "sh_min_step": 0.0}),
+LEVERS = {  # attribute: the CodecSettings fields that code it near-losslessly instead of the run's quantizer
+    "positions": {"position_precision": 0.01},
+    "scales": {"scale_step": 0.005},
+    "rotations": {"rotation_bits": 12},
+    "opacity": {"opacity_bits": 12},
+    "colour": {"color_bits": 12},
+    "SH bands": {"sh_bits": (8, 8, 8), "sh_min_step": 0.0},
 }
-"""Each lever of format 2.0 and what a lever-less row codes that attribute with instead."""
+"""Each lever (attribute quantizer) of format 2.0 and what a lever-less row codes that attribute with instead."""
 
 
 def shown(path: Path) -> str:
@@ -191,11 +191,11 @@ def main() -> None:
             decode_s, old_scene = timed(lambda: decode(old))
             row(".nstrim 1.0 (ours, older)", software, len(old), None, decode_s, evaluate_scene(old_scene, args.data, device),
                 "another trim of the scene (format-1.0 writer, its own frame); read only")  # fmt: skip
-        for attribute, (quantizer, finer) in LEVERS.items():
+        for attribute, finer in LEVERS.items():
             without = dataclasses.replace(scene, gaussians=quantize_gaussians(params, dataclasses.replace(codec, **finer)))
-            coded = encode(without)
-            row(f".nstrim 2.0 without the {attribute} lever", software, len(coded), None, None,
-                evaluate_scene(without, args.data, device), f"{attribute}: {quantizer} -> {finer}")  # fmt: skip
+            coded = {name: getattr(codec, name) for name in finer}
+            row(f".nstrim 2.0 without the {attribute} lever", software, len(encode(without)), None, None,
+                evaluate_scene(without, args.data, device), f"{attribute}: {coded} -> {finer}")  # fmt: skip
         ply_encode, ply = timed(lambda: ply_bytes(params, degree))
         ply_path = work / "scene.ply"
         ply_path.write_bytes(ply)

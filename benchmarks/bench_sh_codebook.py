@@ -3,8 +3,8 @@ scalar codes, on one trimmed model.
 
 For each codebook size K: k-means (Lloyd, ``--iterations``, seeded) over the Gaussians' higher SH bands
 (each Gaussian's features_rest as one vector, the file's decoded values), every Gaussian then takes its
-nearest entry. Bytes: the file with the higher SH bands left out (the format-2.0 file of the same Gaussians
-with features_rest zero) + the codebook (K x 3(d+1)^2-3 float16) + one index per Gaussian (uint8 or uint16),
+nearest entry. Bytes: the file with the higher SH bands left out (the same file with every SH band code
+zero) + the codebook (K x 3(d+1)^2-3 float16) + one index per Gaussian (uint8 or uint16),
 both LZMA-compressed as the file's streams are. Quality: the held-out PSNR of the file's Gaussians with the
 codebook's bands, rendered by ``ns-trim eval``'s code. Post hoc (no fine-tuning through the codebook):
 fine-tuning would raise the PSNR of a row, not lower its bytes, which the codebook and the indices bound
@@ -31,7 +31,6 @@ from typing import Any, Dict, List, Tuple
 import torch
 
 from nerfstudio_trim.core.codec.nstrim import encode, read_file
-from nerfstudio_trim.core.quantize.gaussians import CodecSettings, quantize_gaussians
 from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene
 
 RESULTS = Path(__file__).parent / "results" / "sh_codebook.json"
@@ -70,7 +69,9 @@ def main() -> None:
     count, coefficients = rest.shape[0], rest.shape[1] * rest.shape[2]
     sh_bytes_of_file = args.file.stat().st_size
     without_sh = {**params, "features_rest": torch.zeros_like(rest)}
-    base = dataclasses.replace(scene, gaussians=quantize_gaussians(without_sh, CodecSettings()))
+    bands = scene.gaussians.features_rest  # the file's other attributes stay coded exactly as they are
+    no_bands = dataclasses.replace(bands, codes=torch.zeros_like(bands.codes))
+    base = dataclasses.replace(scene, gaussians=dataclasses.replace(scene.gaussians, features_rest=no_bands))
     base_bytes = len(encode(base))
     rows: List[Dict[str, Any]] = []
     metrics = evaluate_scene(scene, args.data, device)

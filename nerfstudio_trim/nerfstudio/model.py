@@ -120,7 +120,7 @@ class SplatfactoTrimModel(SplatfactoModel):
         self.viewer_gaussians.value = self.num_points
         state = self.trimmer.state
         if state is not None and state.last_bytes is not None:
-            count = state.last_bytes_count or self.num_points  # per Gaussian of the file measured, not of a later prune
+            count = state.last_bytes_count or self.num_points  # measured at (None: older checkpoints)
             self.viewer_file.value = f"{state.last_bytes / 1e6:.3f} MB ({state.last_bytes / max(1, count):.1f} bytes per Gaussian)"
 
     def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
