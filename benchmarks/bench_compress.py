@@ -2,18 +2,19 @@
 
 For each scene (``ablation.SCENES``: the demo, the still-life, the fox capture; each made by ``ablation.py``)
 and each fraction kept (default 50, 25, 10%):
-- ``ns-trim compress`` of the baseline run with each score (default: ``abs-delta-mse``, ``sensitivity``, and the
-  view-free ``opacity-volume`` without ``--data``), no quality floor, ``--target-fraction``; wall time recorded;
+- ``ns-trim compress`` of the baseline run with each score (default: ``abs-delta-mse``, ``delta-mse``,
+  ``sensitivity``, and the view-free ``opacity`` and ``opacity-volume``, those two without ``--data``), no quality floor, ``--target-fraction``; wall time recorded;
   its file evaluated with ``ns-trim eval`` (held-out views);
 - ``splat-transform -g cpu -F N`` (pairwise merging, no views) of the baseline's float Gaussians written as an
   INRIA-layout PLY, to the count our rounds reached, its output PLY read back and rendered by the same evaluator
   (float parameters, no quantization: the comparison favours it by the cost of our codec, ~0.05 dB here).
 
     make tools && python benchmarks/bench_compress.py [--scenes demo still-life fox] [--fractions 0.5 0.25 0.1]
-        [--scores abs-delta-mse sensitivity opacity-volume]
+        [--scores abs-delta-mse delta-mse sensitivity opacity opacity-volume]
 
 Results: benchmarks/results/compress.json (a rerun skips recorded rows), a table on stdout and
-results/compress_<scene>.png (held-out PSNR against Gaussians kept).
+results/compress_<scene>.png (held-out PSNR against Gaussians kept), both with the fine-tuned trims of the same
+scores that ``ablation.py`` recorded (its score variants and its default, grad-norm), for comparison.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from typing import Any, Dict, List
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ablation import SCENES  # noqa: E402
+from ablation import SCENES, variants  # noqa: E402
 
 from nerfstudio_trim.bench import BIN  # noqa: E402
 from nerfstudio_trim.core.codec.ply import read_ply, write_ply  # noqa: E402
+from nerfstudio_trim.core.prune.scene_host import VIEW_FREE_SCORE_MODES as VIEW_FREE  # noqa: E402
 from nerfstudio_trim.core.quantize.gaussians import CodecSettings  # noqa: E402
 from nerfstudio_trim.core.scene import sh_degree_of  # noqa: E402
 from nerfstudio_trim.nerfstudio.compress import read_input  # noqa: E402
@@ -44,7 +46,6 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "compress.json"
 OUTPUT = Path("outputs/bench/compress")
 SPLAT_TRANSFORM = Path.home() / ".cache/nerfstudio-trim/splat-transform-2.7.1/node_modules/.bin/splat-transform"
-VIEW_FREE = ("opacity-volume",)
 
 
 def run(command: List[str]) -> float:
@@ -91,8 +92,20 @@ def decimate_row(scene: str, count: int) -> Dict[str, Any]:
             "psnr": results["psnr"], "ssim": results["ssim"], "bytes": decimated.stat().st_size, "seconds": seconds}  # fmt: skip
 
 
+def fine_tuned_rows() -> List[Dict[str, Any]]:
+    """The ablation's rows that differ from the default only in the score (``ablation.py``, format 2.0): the
+    same scores with fine-tuning, as this script's rows."""
+    path = RESULTS.parent / "ablation.json"
+    by_score = {name: v.score_mode for name, v in variants(0.005).items() if not v.flags and not v.format1}
+    return [{"scene": r["scene"], "fraction": r["target_fraction"], "score": by_score[r["variant"]],
+             "method": f"ns-train splatfacto-trim, score {by_score[r['variant']]} (fine-tuned)",
+             "gaussians": r["gaussians"], "psnr": r["psnr"], "ssim": r["ssim"], "bytes": r["bytes"]}
+            for r in (json.loads(path.read_text()) if path.exists() else [])
+            if r["variant"] in by_score and r["format"] == "2.0"]  # fmt: skip
+
+
 def plot(rows: List[Dict[str, Any]], scene: str, path: Path) -> None:
-    """Held-out PSNR against Gaussians kept, one line per method."""
+    """Held-out PSNR against Gaussians kept, one line per method (fine-tuned ones dashed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,11 +115,11 @@ def plot(rows: List[Dict[str, Any]], scene: str, path: Path) -> None:
     mine = [r for r in rows if r["scene"] == scene]
     for method in sorted({r["method"] for r in mine}):
         points = sorted((r["gaussians"], r["psnr"]) for r in mine if r["method"] == method)
-        axes.plot(*zip(*points), marker="o", label=method)
+        axes.plot(*zip(*points), marker="o", label=method, linestyle="--" if "fine-tuned" in method else "-")
     axes.set_xscale("log")
     axes.set_xlabel("Gaussians kept (log scale)")
     axes.set_ylabel("held-out PSNR (dB)")
-    axes.set_title(f"{scene}: training-free compression (CPU)")
+    axes.set_title(f"{scene}: training-free compression and fine-tuned trims (CPU)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=7)
     figure.tight_layout()
@@ -118,7 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.5, 0.25, 0.1])
-    parser.add_argument("--scores", nargs="+", default=["abs-delta-mse", "sensitivity", "opacity-volume"])
+    parser.add_argument("--scores", nargs="+", default=["abs-delta-mse", "delta-mse", "sensitivity", "opacity", "opacity-volume"])
     args = parser.parse_args()
     if not SPLAT_TRANSFORM.is_file():
         parser.error(f"splat-transform is not installed at {SPLAT_TRANSFORM}: run make tools")
@@ -143,13 +156,15 @@ def main() -> None:
                 reached = reached or row["gaussians"]
             key = {"scene": scene, "fraction": fraction, "score": "splat-transform"}
             record(key, lambda: decimate_row(scene, reached))
+    shown = rows + fine_tuned_rows()
     print("| scene | kept | method | Gaussians | PSNR (dB) | SSIM | size (bytes) | wall time (s) |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")
-    for r in sorted(rows, key=lambda r: (r["scene"], -r["fraction"], r["method"])):
+    for r in sorted(shown, key=lambda r: (r["scene"], -r["fraction"], -r["psnr"])):
+        seconds = f"{r['seconds']:.0f}" if "seconds" in r else ""
         print(f"| {r['scene']} | {r['fraction']:.0%} | {r['method']} | {r['gaussians']:,} | {r['psnr']:.2f} | {r['ssim']:.4f} "
-              f"| {r['bytes']:,} | {r['seconds']:.0f} |")  # fmt: skip
+              f"| {r['bytes']:,} | {seconds} |")  # fmt: skip
     for scene in sorted({r["scene"] for r in rows}):
-        plot(rows, scene, RESULTS.parent / f"compress_{scene}.png")
+        plot(shown, scene, RESULTS.parent / f"compress_{scene}.png")
 
 
 if __name__ == "__main__":
