@@ -39,7 +39,8 @@ its results.
     python benchmarks/ablation.py [--scenes demo still-life fox] [--fraction 0.5] [--variants default ...]
         [--capture-source instant-ngp/data/nerf/fox] [--rate-weight 0.005] [--format1-checkout ../nerfstudio-trim-1.0]
 
-Results: benchmarks/results/ablation.json, ablation.md, a plot per scene, and ablation_scenes.jpg (four views
+Results: benchmarks/results/ablation.json, ablation.md, a plot per scene and fraction kept
+(``ablation_<scene>.png`` at 50%, ``ablation_<scene>_<percent>.png`` otherwise), and ablation_scenes.jpg (four views
 of each rendered scene). Finished rows are skipped on a rerun; a row whose trim arguments changed (e.g. another
 ``--rate-weight``) is measured again and replaced. ``results/ablation_format1.json`` holds the rows of the
 format-1.0 variants this script measured before format 2.0 (SH ranges per tensor, 16-bit grid positions).
@@ -255,6 +256,11 @@ def plot(rows: List[Dict[str, Any]], scene: str, fraction: float, path: Path) ->
     plt.close(figure)
 
 
+def plot_name(scene: str, fraction: float) -> str:
+    """The file of one scene's plot at one fraction kept (at 50%, the name it has always had)."""
+    return f"ablation_{scene}.png" if fraction == 0.5 else f"ablation_{scene}_{round(fraction * 100)}.png"
+
+
 def picture_of_scenes(path: Path, views: int = 4) -> None:
     """One row per published scene of ``views`` evenly spaced views from its images/, side by side (JPEG)."""
     from PIL import Image
@@ -311,8 +317,8 @@ def main() -> None:
     rows.sort(key=lambda r: (r["scene"], r["target_fraction"], VARIANT_NAMES.index(r["variant"])))
     path.write_text(json.dumps(rows, indent=2))
     (RESULTS / "ablation.md").write_text(markdown(rows))
-    for scene in sorted({r["scene"] for r in rows if r["target_fraction"] == args.fraction}):
-        plot(rows, scene, args.fraction, RESULTS / f"ablation_{scene}.png")
+    for scene, fraction in sorted({(r["scene"], r["target_fraction"]) for r in rows}):
+        plot(rows, scene, fraction, RESULTS / plot_name(scene, fraction))
     if all((SCENES[name][0] / "images").is_dir() for name in PUBLISHED_SCENES):
         picture_of_scenes(RESULTS / "ablation_scenes.jpg")
     print(markdown(rows))
