@@ -3,15 +3,21 @@ scalar codes, on one trimmed model.
 
 For each codebook size K: k-means (Lloyd, ``--iterations``, seeded) over the Gaussians' higher SH bands
 (each Gaussian's features_rest as one vector, the file's decoded values), every Gaussian then takes its
-nearest entry. Bytes: the file with the higher SH bands left out (the same file with every SH band code
-zero) + the codebook (K x 3(d+1)^2-3 float16) + one index per Gaussian (uint8 or uint16),
-both LZMA-compressed as the file's streams are. Quality: the held-out PSNR of the file's Gaussians with the
-codebook's bands, rendered by ``ns-trim eval``'s code. Post hoc (no fine-tuning through the codebook):
-fine-tuning would raise the PSNR of a row, not lower its bytes, which the codebook and the indices bound
-from below.
+nearest entry. The codebook is stored as SOG stores its codebooks: 8 bits per coefficient over each
+coefficient's range. Bytes: the file with the higher SH bands left out (the same file with every SH band
+code zero) + the entries' codes + their ranges (float32) + one index per Gaussian (the narrowest unsigned
+integer), entries and indices each one stream as the file's streams are (byte-shuffled columns, xz). Quality:
+the held-out PSNR of the file's Gaussians with the codebook's bands, rendered by ``ns-trim eval``'s code.
+
+Each size twice: post hoc, and fine-tuned through (as c3dgs trains its codebook): the entries trained by
+Adam on the training views with splatfacto's loss (0.8 L1 + 0.2 (1 - SSIM)), each Gaussian keeping its index
+and every other attribute its decoded value, the forward seeing the entries as the file stores them
+(straight-through). The control: the file's own scalar codes fine-tuned the same way for the same steps
+(each Gaussian's band values through the file's steps and bits, its SH degree kept), re-encoded, at each
+of ``--scalar-learning-rates``: fine-tuning more is not the codebook's own merit.
 
     python benchmarks/bench_sh_codebook.py --file outputs/demo/export/scene.nstrim --data demo/scene \\
-        [--sizes 64 256 1024 4096]
+        [--sizes 64 256 1024 4096] [--steps 300]
 
 Results: benchmarks/results/sh_codebook.json and a markdown table on stdout.
 """
@@ -21,16 +27,25 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import lzma
 import os
 import platform
 from datetime import date
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import torch
+from pytorch_msssim import SSIM
+from rich.progress import track
 
 from nerfstudio_trim.core.codec.nstrim import encode, read_file
+from nerfstudio_trim.core.codec.streams import column_bytes, deflate, smallest_unsigned
+from nerfstudio_trim.core.prune.render_scores import ScoringView
+from nerfstudio_trim.core.quantize.sh_bands import BandCodes, band_slices, largest_code
+from nerfstudio_trim.core.quantize.sh_compaction import band_mask
+from nerfstudio_trim.core.quantize.straight_through import straight_through
+from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters
+from nerfstudio_trim.core.scene import SplatScene
+from nerfstudio_trim.nerfstudio.compress import training_views
 from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene
 
 RESULTS = Path(__file__).parent / "results" / "sh_codebook.json"
@@ -54,12 +69,77 @@ def kmeans(vectors: torch.Tensor, size: int, iterations: int, seed: int = 0) -> 
     return codebook, torch.cdist(vectors, codebook).argmin(dim=1)
 
 
+def quantize_entries(entries: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Codebook entries [K, D] on 8 bits per coefficient over each coefficient's range (as SOG stores its
+    codebooks): (codes [K, D] uint8, low [D], step [D] float32); a value is ``low + code * step``."""
+    low, high = entries.detach().amin(dim=0), entries.detach().amax(dim=0)
+    step = torch.where(high > low, (high - low) / 255, torch.ones_like(low))
+    codes = torch.round((entries.detach() - low) / step).clamp(0, 255).to(torch.uint8)
+    return codes, low, step
+
+
+def stored_entries(entries: torch.Tensor) -> torch.Tensor:
+    """The entries [K, D] as the file would store them (``quantize_entries``), gradients straight through."""
+    codes, low, step = quantize_entries(entries)
+    return straight_through(entries, low + codes.to(entries.dtype) * step)
+
+
+def codebook_bytes(entries: torch.Tensor, index: torch.Tensor) -> Tuple[int, int]:
+    """(bytes of the 8-bit entries and their ranges, bytes of the indices), each one stream as the file's."""
+    codes, _, _ = quantize_entries(entries)
+    table = len(deflate(column_bytes(codes.numpy()))) + 2 * 4 * entries.shape[1]
+    narrow = index.numpy().astype(smallest_unsigned(index.numpy()))
+    return table, len(deflate(column_bytes(narrow)))
+
+
+def stored_bands(rest: torch.Tensor, bands: BandCodes, mask: torch.Tensor) -> torch.Tensor:
+    """features_rest [N, K, 3] coded with the file's steps and bits, zero above each Gaussian's degree
+    (``mask`` [N, K, 1]), gradients straight through."""
+    largest = torch.zeros(rest.shape[1], 1)
+    for (start, end), bits in zip(band_slices(len(bands.bits)), bands.bits):
+        largest[start:end] = largest_code(bits)
+    safe = torch.where(bands.steps > 0, bands.steps, torch.ones_like(bands.steps))
+    codes = torch.maximum(torch.minimum(torch.round(rest.detach() / safe), largest), -largest)
+    return straight_through(rest, codes * bands.steps * mask)
+
+
+def fine_tune(
+    values: torch.Tensor, bands_of: Callable[[torch.Tensor], torch.Tensor], params: Dict[str, torch.Tensor],
+    scene: SplatScene, views: Sequence[ScoringView], steps: int, learning_rate: float, what: str, seed: int = 0,
+) -> torch.Tensor:
+    """``values`` after ``steps`` Adam steps on random training views with splatfacto's loss, the scene's
+    higher SH bands rendered as ``bands_of(values)`` [N, K, 3] (what the file stores, straight-through), every
+    other parameter fixed at its decoded value."""
+    trained = values.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([trained], lr=learning_rate)
+    ssim = SSIM(data_range=1.0, size_average=True, channel=3)
+    generator = torch.Generator().manual_seed(seed)
+    fixed = {name: value.detach() for name, value in params.items() if name != "features_rest"}
+    for _ in track(range(steps), description=f"fine-tuning {what}", transient=True):
+        view = views[int(torch.randint(len(views), (1,), generator=generator))]
+        colours, alpha, _ = rasterize_parameters(
+            {**fixed, "features_rest": bands_of(trained)}, view.viewmat[None], view.K[None], view.width, view.height,
+            sh_degree=scene.sh_degree, rasterize_mode=scene.rasterize_mode,  # type: ignore[arg-type]
+        )  # fmt: skip
+        image = over_background(colours[..., :3], alpha, view.background)[0]
+        predicted, target = image.permute(2, 0, 1)[None], view.image.permute(2, 0, 1)[None]
+        loss = 0.8 * (image - view.image).abs().mean() + 0.2 * (1 - ssim(target, predicted))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return trained.detach()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", type=Path, required=True, help="a format-2.0 .nstrim file of a trimmed model")
     parser.add_argument("--data", type=Path, required=True, help="the scene's dataset (held-out views)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1024, 4096])
     parser.add_argument("--iterations", type=int, default=25, help="Lloyd iterations per codebook")
+    parser.add_argument("--steps", type=int, default=300, help="fine-tuning steps per codebook (0: post hoc only)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's, for the codebook entries")
+    parser.add_argument("--scalar-learning-rates", type=float, nargs="+", default=[1.25e-4, 1e-3],
+                        help="Adam's, for the scalar codes' control rows (1.25e-4: splatfacto's for features_rest)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     device = torch.device("cpu")
@@ -79,26 +159,41 @@ def main() -> None:
                  "psnr": metrics["psnr"], "ssim": metrics["ssim"]})  # fmt: skip
     print(rows[-1], flush=True)
     vectors = rest.reshape(count, coefficients)
+    views = training_views(args.data, scene, device, None) if args.steps > 0 else []
+    mask = band_mask(bands.degrees, rest.shape[1])
+
+    def record(coding: str, size: int, decoded_rest: torch.Tensor, **parts: int) -> None:
+        metrics = evaluate_scene(scene, args.data, device, gaussians={**params, "features_rest": decoded_rest})
+        rows.append({"coding": coding, "bytes": size, "sh_bytes": size - base_bytes, **parts, "psnr": metrics["psnr"],
+                     "ssim": metrics["ssim"]})  # fmt: skip
+        print(rows[-1], flush=True)
+
+    for rate in args.scalar_learning_rates if args.steps > 0 else []:
+        tuned = fine_tune(rest, lambda r: stored_bands(r, bands, mask), params, scene, views, args.steps, rate, "the scalar codes")
+        codes = (stored_bands(tuned, bands, mask) / torch.where(bands.steps > 0, bands.steps, 1.0)).round().to(torch.int64)
+        coded = dataclasses.replace(bands, codes=codes)
+        retuned = dataclasses.replace(scene, gaussians=dataclasses.replace(scene.gaussians, features_rest=coded))
+        record(f"format 2.0 scalar codes, fine-tuned {args.steps} steps (lr {rate:g})", len(encode(retuned)), coded.dequantize())
     for size in args.sizes:
         if size >= count:
             continue
         codebook, index = kmeans(vectors, size, args.iterations)
-        table = lzma.compress(codebook.half().numpy().tobytes(), preset=9 | lzma.PRESET_EXTREME)
-        indices = lzma.compress(index.to(torch.uint8 if size <= 256 else torch.int16).numpy().tobytes(),
-                                preset=9 | lzma.PRESET_EXTREME)  # fmt: skip
-        decoded = {**params, "features_rest": codebook.half().float()[index].reshape(rest.shape)}
-        metrics = evaluate_scene(scene, args.data, device, gaussians=decoded)
-        rows.append({"coding": f"codebook of {size:,} entries, post hoc", "bytes": base_bytes + len(table) + len(indices),
-                     "sh_bytes": len(table) + len(indices), "codebook_bytes": len(table), "index_bytes": len(indices),
-                     "psnr": metrics["psnr"], "ssim": metrics["ssim"]})  # fmt: skip
-        print(rows[-1], flush=True)
+        trained = [("post hoc", codebook)]
+        if args.steps > 0:
+            tuned = fine_tune(codebook, lambda e: stored_entries(e)[index].reshape(rest.shape), params, scene, views,
+                              args.steps, args.learning_rate, f"{size:,} entries")  # fmt: skip
+            trained.append((f"fine-tuned {args.steps} steps (lr {args.learning_rate:g})", tuned))
+        for how, entries in trained:
+            table, indices = codebook_bytes(entries, index)
+            record(f"codebook of {size:,} entries, {how}", base_bytes + table + indices,
+                   stored_entries(entries)[index].reshape(rest.shape), codebook_bytes=table, index_bytes=indices)
     metrics = evaluate_scene(scene, args.data, device, gaussians=without_sh)
     rows.append({"coding": "no higher SH bands (degree 0)", "bytes": base_bytes, "sh_bytes": 0, "psnr": metrics["psnr"],
                  "ssim": metrics["ssim"]})  # fmt: skip
     for row in rows:
         row["bytes_per_gaussian"] = row["bytes"] / count
     results = {"file": str(args.file), "data": str(args.data), "gaussians": count, "sh_degree": scene.sh_degree,
-               "iterations": args.iterations, "date": date.today().isoformat(),
+               "iterations": args.iterations, "steps": args.steps, "learning_rate": args.learning_rate, "date": date.today().isoformat(),
                "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "rows": rows}  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
