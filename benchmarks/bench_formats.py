@@ -10,6 +10,8 @@ The input is a trim run (``--run RUN/config.yml``, e.g. ``make demo``'s
 - ``.nstrim`` 1.0 (optional, ``--format1-file``): a file of the format-1.0 writer, e.g. the export of the
   ablation's ``format-1.0`` row (``outputs/ablation/demo/format-1.0-0.5/export/scene.nstrim``): another trim
   of the same scene, read only (no encoder in this tree), its own Gaussians;
+- the seed method's coding (``tools/seed_coding.py``: SH coefficients on 8 bits over one range per tensor,
+  the rest float16, LZMA), from the same float parameters as the formats below;
 - every other format starts from the run's float parameters as the model stores them
   (``SplatfactoTrimModel.file_parameters()``: before quantization, the SH bands above each Gaussian's
   compacted degree zeroed), written as nerfstudio's gaussian-splat PLY:
@@ -58,10 +60,13 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from nerfstudio_trim.core.codec.nstrim import decode, encode
-from nerfstudio_trim.core.codec.ply import PlyScene, ply_bytes, read_ply
-from nerfstudio_trim.core.quantize.gaussians import CodecSettings, QuantizedGaussians, quantize_gaussians
-from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
+from seed_coding import decode_seed, encode_seed  # noqa: E402
+
+from nerfstudio_trim.core.codec.nstrim import decode, encode  # noqa: E402
+from nerfstudio_trim.core.codec.ply import PlyScene, ply_bytes, read_ply  # noqa: E402
+from nerfstudio_trim.core.quantize.gaussians import CodecSettings, QuantizedGaussians, quantize_gaussians  # noqa: E402
+from nerfstudio_trim.nerfstudio.evaluate import evaluate_scene  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "formats.json"
@@ -69,6 +74,7 @@ SPLAT_TRANSFORM_DEFAULT = Path.home() / ".cache/nerfstudio-trim/splat-transform-
 GSPLY_PYTHON_DEFAULT = Path.home() / ".cache/nerfstudio-trim/gsply-0.4.6/bin/python"
 GSPLY_SPZ = Path(__file__).parent / "tools" / "gsply_spz.py"
 OURS = ".nstrim 2.0 (ours)"
+SEED = "seed method's coding (8-bit SH, float16 rest, LZMA)"
 LEVERS = {  # attribute: the CodecSettings fields that code it near-losslessly instead of the run's quantizer
     "positions": {"position_precision": 0.01},
     "scales": {"scale_step": 0.005},
@@ -196,6 +202,10 @@ def main() -> None:
             coded = {name: getattr(codec, name) for name in finer}
             row(f".nstrim 2.0 without the {attribute} lever", software, len(encode(without)), None, None,
                 evaluate_scene(without, args.data, device), f"{attribute}: {coded} -> {finer}")  # fmt: skip
+        seed_encode, seed = timed(lambda: encode_seed(params))
+        seed_decode, from_seed = timed(lambda: decode_seed(seed))
+        row(SEED, "benchmarks/tools/seed_coding.py", len(seed), seed_encode, seed_decode, in_frame(from_seed),
+            "one range per SH tensor (colour, higher bands); benchmark only")  # fmt: skip
         ply_encode, ply = timed(lambda: ply_bytes(params, degree))
         ply_path = work / "scene.ply"
         ply_path.write_bytes(ply)
