@@ -27,8 +27,7 @@ fine-tuning is measured after quantization):
   (another weight, ``--rate-weight``, default 0.005); ``seed-sh-l1`` (the seed method's L1 on the higher SH
   bands, 0.05, in place of the rate term); ``sh-bits-8-8-8`` and ``sh-bits-4-3-3`` (bits of the SH bands
   of degrees 1, 2, 3; the default is 5 4 4); ``finer`` (a higher-quality operating point: SH bits 6 5 5,
-  compaction tolerance 0.5/255, no rate term); ``sh-lr-1e-3`` (the higher SH bands fine-tuned with Adam's
-  learning rate 1e-3 instead of splatfacto's 1.25e-4); ``no-qat`` (no quantization-aware fine-tuning);
+  compaction tolerance 0.5/255, no rate term); ``no-qat`` (no quantization-aware fine-tuning);
 - score modes ``abs-grad``, ``opacity-grad-quantile`` (paper), ``delta-mse``, ``sensitivity``, ``opacity``,
   ``random`` (the default is grad-norm).
 Each row: the file's Gaussians, PSNR/SSIM, bytes and bytes per Gaussian, the run's ``ns-eval`` PSNR, the
@@ -113,8 +112,6 @@ def variants(rate_weight: float) -> Dict[str, Variant]:
         "finer": Variant("finer: SH bits 6 5 5, compaction 0.5/255, no rate term",
                          flags=(f"{TRIM}codec.sh-bits", "6", "5", "5", f"{TRIM}sh-compaction-tolerance", "0.00196",
                                 f"{TRIM}rate-weight", "0")),
-        "sh-lr-1e-3": Variant("SH bands' learning rate 1e-3 (splatfacto's: 1.25e-4)",
-                              flags=("--optimizers.features-rest.optimizer.lr", "0.001")),
         "no-qat": Variant("no quantization-aware fine-tuning", flags=(f"{TRIM}quantize", "False")),
         **{mode: Variant(f"score: {mode}", score_mode=mode) for mode in scores},
     }
