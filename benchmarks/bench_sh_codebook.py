@@ -40,7 +40,7 @@ from rich.progress import track
 from nerfstudio_trim.core.codec.nstrim import encode, read_file
 from nerfstudio_trim.core.codec.streams import column_bytes, deflate, smallest_unsigned
 from nerfstudio_trim.core.prune.render_scores import ScoringView
-from nerfstudio_trim.core.quantize.sh_bands import BandCodes, band_slices, largest_code
+from nerfstudio_trim.core.quantize.sh_bands import BandCodes, band_codes
 from nerfstudio_trim.core.quantize.sh_compaction import band_mask
 from nerfstudio_trim.core.quantize.straight_through import straight_through
 from nerfstudio_trim.core.raster.render import over_background, rasterize_parameters
@@ -95,12 +95,7 @@ def codebook_bytes(entries: torch.Tensor, index: torch.Tensor) -> Tuple[int, int
 def stored_bands(rest: torch.Tensor, bands: BandCodes, mask: torch.Tensor) -> torch.Tensor:
     """features_rest [N, K, 3] coded with the file's steps and bits, zero above each Gaussian's degree
     (``mask`` [N, K, 1]), gradients straight through."""
-    largest = torch.zeros(rest.shape[1], 1)
-    for (start, end), bits in zip(band_slices(len(bands.bits)), bands.bits):
-        largest[start:end] = largest_code(bits)
-    safe = torch.where(bands.steps > 0, bands.steps, torch.ones_like(bands.steps))
-    codes = torch.maximum(torch.minimum(torch.round(rest.detach() / safe), largest), -largest)
-    return straight_through(rest, codes * bands.steps * mask)
+    return straight_through(rest, band_codes(rest, bands.steps, bands.bits) * bands.steps * mask)
 
 
 def fine_tune(
@@ -170,8 +165,7 @@ def main() -> None:
 
     for rate in args.scalar_learning_rates if args.steps > 0 else []:
         tuned = fine_tune(rest, lambda r: stored_bands(r, bands, mask), params, scene, views, args.steps, rate, "the scalar codes")
-        codes = (stored_bands(tuned, bands, mask) / torch.where(bands.steps > 0, bands.steps, 1.0)).round().to(torch.int64)
-        coded = dataclasses.replace(bands, codes=codes)
+        coded = dataclasses.replace(bands, codes=band_codes(tuned, bands.steps, bands.bits) * mask.to(torch.int64))
         retuned = dataclasses.replace(scene, gaussians=dataclasses.replace(scene.gaussians, features_rest=coded))
         record(f"format 2.0 scalar codes, fine-tuned {args.steps} steps (lr {rate:g})", len(encode(retuned)), coded.dequantize())
     for size in args.sizes:

@@ -73,13 +73,20 @@ def quantize_bands(features_rest: Tensor, bits: Sequence[int], min_step: float =
         raise ValueError(f"{degree} SH bands need {degree} bit depths, got {list(bits)}")
     bits = tuple(int(b) for b in bits[:degree])
     steps = band_steps(values, bits, min_step)
+    return BandCodes(codes=band_codes(values, steps, bits), steps=steps, bits=bits)
+
+
+def band_codes(features_rest: Tensor, steps: Tensor, bits: Sequence[int]) -> Tensor:
+    """[N, K, 3] int64 codes of features_rest [N, K, 3] on the given steps [K, 3] and bits per band: each
+    value over its step, rounded and clamped to the band's largest code (0 in a band of 1 bit)."""
+    values = features_rest.detach().to(torch.float32)
     safe = torch.where(steps > 0, steps, torch.ones_like(steps))
     codes = torch.zeros(values.shape, dtype=torch.int64, device=values.device)
-    for (start, end), band_bits in zip(band_slices(degree), bits):
+    for (start, end), band_bits in zip(band_slices_for(values.shape[1]), bits):
         largest = largest_code(band_bits)
         if largest > 0:
             codes[:, start:end] = torch.round(values[:, start:end] / safe[start:end]).clamp(-largest, largest).to(torch.int64)
-    return BandCodes(codes=codes, steps=steps, bits=bits)
+    return codes
 
 
 def band_slices_for(coefficients: int) -> List[Tuple[int, int]]:
