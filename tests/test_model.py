@@ -3,6 +3,7 @@
 import math
 import urllib.error
 from pathlib import Path
+from typing import Dict
 
 import pytest
 import torch
@@ -33,11 +34,14 @@ def truncated_checkpoint(source: Path, target: Path, keep: float) -> int:
     return count
 
 
-def trainer_from(run_config: Path, checkpoint: Path, output: Path, trim: bool = False):
-    """A set-up Trainer that loads ``checkpoint``; by default plain fine-tuning (no trimming)."""
+def trainer_from(run_config: Path, checkpoint: Path, output: Path, trim: bool = False, lrs: Dict[str, float] = {}):
+    """A set-up Trainer that loads ``checkpoint``; by default plain fine-tuning (no trimming). ``lrs``: learning
+    rates configured for the run, by parameter group (as ``--optimizers.<group>.optimizer.lr`` sets them)."""
     config = load_config(run_config)
     config.load_checkpoint, config.output_dir = checkpoint, output
     config.pipeline.model.trim.enabled = trim
+    for name, lr in lrs.items():
+        config.optimizers[name]["optimizer"].lr = lr
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     return trainer
@@ -89,6 +93,34 @@ def test_the_same_step_with_splatfactos_loader_leaves_parameters_untouched(
     one_training_step(trainer)
     assert means.shape == trainer.pipeline.model.gauss_params["means"].shape
     assert torch.equal(means, trainer.pipeline.model.gauss_params["means"])
+
+
+def test_configured_learning_rates_win_over_the_loaded_checkpoints(trained_run, pruned_checkpoint, tmp_path, capsys):
+    """nerfstudio restores each optimizer's learning rate (and each scheduler's base rate) from a loaded
+    checkpoint; the run's configured ones are put back, a scheduled group keeping its place in the schedule."""
+    path, _ = pruned_checkpoint
+    saved = load_checkpoint(path)
+    restored = {name: state["param_groups"][0]["lr"] for name, state in saved["optimizers"].items()}
+    base = saved["schedulers"]["means"]["base_lrs"][0]
+    trainer = trainer_from(trained_run.config, path, tmp_path, lrs={"features_rest": 1e-3, "means": 10 * base})
+    groups = {name: optimizer.param_groups[0] for name, optimizer in trainer.optimizers.optimizers.items()}
+    assert groups["features_rest"]["lr"] == 1e-3 != restored["features_rest"]
+    assert groups["means"]["lr"] == pytest.approx(10 * restored["means"], rel=1e-12)
+    assert groups["scales"]["lr"] == restored["scales"]  # configured as trained: untouched
+    assert "features_rest lr 0.000125 -> 0.001" in capsys.readouterr().out
+    one_training_step(trainer)
+    scheduler = trainer.optimizers.schedulers["means"]
+    assert scheduler.base_lrs == [10 * base]
+    assert groups["means"]["lr"] == pytest.approx(10 * base * scheduler.lr_lambdas[0](scheduler.last_epoch), rel=1e-12)
+
+
+def test_without_the_settings_applied_the_checkpoints_learning_rates_stay(trained_run, pruned_checkpoint, tmp_path, monkeypatch):
+    """Control: nerfstudio 1.1.5 alone keeps the checkpoint's rate, so the test above detects the trap."""
+    monkeypatch.setattr("nerfstudio_trim.nerfstudio.model.apply_configured_settings", lambda optimizers: [])
+    path, _ = pruned_checkpoint
+    restored = load_checkpoint(path)["optimizers"]["features_rest"]["param_groups"][0]["lr"]
+    trainer = trainer_from(trained_run.config, path, tmp_path, lrs={"features_rest": 1e-3})
+    assert trainer.optimizers.optimizers["features_rest"].param_groups[0]["lr"] == restored != 1e-3
 
 
 def test_viewmat_matches_splatfacto_convention():

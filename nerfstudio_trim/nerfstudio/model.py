@@ -5,6 +5,7 @@ Differences from nerfstudio 1.1.5's ``SplatfactoModel`` (see design.md section 2
   rasterizer otherwise; no ``.cuda()`` anywhere (trap 4);
 - ``load_state_dict`` resizes the existing parameters in place, so the optimizers built before the
   checkpoint was loaded step the loaded values (trap 1);
+- a checkpoint's restored optimizer settings give way to the run's configured ones (learning rates);
 - LPIPS is built on first use and is left out of the metrics, with one warning, offline (trap 5);
 - after ``--load-checkpoint`` it trims (``nerfstudio/trimming.py``): scored pruning rounds with
   fine-tuning, rendered through the quantization the exported file will use, never densifying.
@@ -23,6 +24,7 @@ from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.scene_box import OrientedBox
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.models.splatfacto import RGB2SH, SplatfactoModel, SplatfactoModelConfig
+from nerfstudio.utils.rich_utils import CONSOLE
 from nerfstudio.viewer.viewer_elements import ViewerCheckbox, ViewerNumber, ViewerText
 from torch import Tensor, nn
 
@@ -36,6 +38,7 @@ from nerfstudio_trim.core.raster.render import (
 )
 from nerfstudio_trim.nerfstudio.checkpoints import GAUSSIAN_PARAMS
 from nerfstudio_trim.nerfstudio.lpips import LazyLPIPS
+from nerfstudio_trim.nerfstudio.optimizer_settings import apply_configured_settings
 from nerfstudio_trim.nerfstudio.trim_config import LoadsOlderConfigs, TrimConfig
 from nerfstudio_trim.nerfstudio.trimming import TrainingViews, Trimmer
 
@@ -126,9 +129,17 @@ class SplatfactoTrimModel(SplatfactoModel):
     def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
         """splatfacto's callbacks, plus the trimming step when a checkpoint was loaded (or a trim resumes).
 
+        Called right after the trainer loads a checkpoint: the optimizers get this run's configured settings
+        back (``optimizer_settings.py``; nerfstudio restores the checkpoint's learning rates).
+
         The run stops itself when its schedule is done; ``--max-num-iterations`` bounds it (the schedule
         stops pruning in time for its final fine-tune within it).
         """
+        optimizers = training_callback_attributes.optimizers
+        changes = [] if optimizers is None else apply_configured_settings(optimizers)
+        if changes:
+            CONSOLE.print("optimizer settings from this run's config, not the loaded checkpoint: " + "; ".join(changes),
+                          markup=False, highlight=False)  # fmt: skip
         callbacks = super().get_training_callbacks(training_callback_attributes)
         trainer = training_callback_attributes.trainer
         loaded = trainer is not None and getattr(trainer.config, "load_checkpoint", None) is not None
