@@ -38,8 +38,9 @@ its results.
 
     python benchmarks/ablation.py [--scenes demo still-life fox] [--fraction 0.5] [--variants default ...]
         [--capture-source instant-ngp/data/nerf/fox] [--rate-weight 0.005] [--format1-checkout ../nerfstudio-trim-1.0]
+        [--results ablation]
 
-Results: benchmarks/results/ablation.json, ablation.md, a plot per scene and fraction kept
+Results (``--results`` names them): benchmarks/results/ablation.json, ablation.md, a plot per scene and fraction kept
 (``ablation_<scene>.png`` at 50%, ``ablation_<scene>_<percent>.png`` otherwise), and ablation_scenes.jpg (four views
 of each rendered scene). Finished rows are skipped on a rerun; a row whose trim arguments changed (e.g. another
 ``--rate-weight``) is measured again and replaced. ``results/ablation_format1.json`` holds the rows of the
@@ -79,7 +80,8 @@ PUBLISHED_SCENES = ("demo", "still-life")
 """Scenes whose images the repository may show (rendered here); the fox's are NVIDIA's, non-commercial."""
 TRIM = "--pipeline.model.trim."
 FORMAT1_COMMIT = "705be26"
-NEWER_THAN_FORMAT1 = (f"{TRIM}undo-growing-rounds", f"{TRIM}sh-compaction-tolerance", f"{TRIM}rate-weight", f"{TRIM}codec.")
+NEWER_THAN_FORMAT1 = (f"{TRIM}undo-growing-rounds", f"{TRIM}sh-compaction-tolerance", f"{TRIM}rate-weight", f"{TRIM}codec.",
+                      f"{TRIM}sh-rest-lr")
 """Options (or option prefixes) that did not exist at ``FORMAT1_COMMIT``."""
 
 
@@ -112,6 +114,10 @@ def variants(rate_weight: float) -> Dict[str, Variant]:
         "finer": Variant("finer: SH bits 6 5 5, compaction 0.5/255, no rate term",
                          flags=(f"{TRIM}codec.sh-bits", "6", "5", "5", f"{TRIM}sh-compaction-tolerance", "0.00196",
                                 f"{TRIM}rate-weight", "0")),
+        **{f"sh-lr-{lr}": Variant(f"SH bands' learning rate {lr} while trimming", flags=(f"{TRIM}sh-rest-lr", lr))
+           for lr in ("1.25e-4", "1e-3", "3e-3")},
+        "sh-lr-1e-3-no-rate-term": Variant("SH bands' learning rate 1e-3, no rate term",
+                                           flags=(f"{TRIM}sh-rest-lr", "1e-3", f"{TRIM}rate-weight", "0")),
         "no-qat": Variant("no quantization-aware fine-tuning", flags=(f"{TRIM}quantize", "False")),
         **{mode: Variant(f"score: {mode}", score_mode=mode) for mode in scores},
     }
@@ -256,9 +262,9 @@ def plot(rows: List[Dict[str, Any]], scene: str, fraction: float, path: Path) ->
     plt.close(figure)
 
 
-def plot_name(scene: str, fraction: float) -> str:
+def plot_name(scene: str, fraction: float, results: str = "ablation") -> str:
     """The file of one scene's plot at one fraction kept (at 50%, the name it has always had)."""
-    return f"ablation_{scene}.png" if fraction == 0.5 else f"ablation_{scene}_{round(fraction * 100)}.png"
+    return f"{results}_{scene}.png" if fraction == 0.5 else f"{results}_{scene}_{round(fraction * 100)}.png"
 
 
 def picture_of_scenes(path: Path, views: int = 4) -> None:
@@ -283,6 +289,8 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=VARIANT_NAMES, choices=VARIANT_NAMES)
     parser.add_argument("--fraction", type=float, default=0.5, help="fraction of the Gaussians kept")
     parser.add_argument("--rate-weight", type=float, default=0.005, help="weight of the rate-term variant")
+    parser.add_argument("--results", default="ablation",
+                        help="name of the results (json, md, plots) in benchmarks/results, e.g. for rows on another baseline")
     parser.add_argument("--capture-source", type=Path, help="instant-ngp's data/nerf/fox, for the fox scene")
     parser.add_argument("--format1-checkout", type=Path, default=REPO.parent / "nerfstudio-trim-1.0",
                         help=f"a checkout of commit {FORMAT1_COMMIT} (git worktree add ../nerfstudio-trim-1.0 {FORMAT1_COMMIT})")  # fmt: skip
@@ -292,7 +300,7 @@ def main() -> None:
         parser.error(f"the format-1.0 variant runs a checkout of {FORMAT1_COMMIT}, and {checkout} is not one: "
                      f"git worktree add {checkout} {FORMAT1_COMMIT}, or pass --format1-checkout")  # fmt: skip
     os.chdir(REPO)  # the baselines' config.yml name their data relative to the repository
-    path = RESULTS / "ablation.json"
+    path = RESULTS / f"{args.results}.json"
     rows: List[Dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
     table = variants(args.rate_weight)
     for scene in args.scenes:
@@ -316,9 +324,9 @@ def main() -> None:
             path.write_text(json.dumps(rows, indent=2))
     rows.sort(key=lambda r: (r["scene"], r["target_fraction"], VARIANT_NAMES.index(r["variant"])))
     path.write_text(json.dumps(rows, indent=2))
-    (RESULTS / "ablation.md").write_text(markdown(rows))
+    (RESULTS / f"{args.results}.md").write_text(markdown(rows))
     for scene, fraction in sorted({(r["scene"], r["target_fraction"]) for r in rows}):
-        plot(rows, scene, fraction, RESULTS / plot_name(scene, fraction))
+        plot(rows, scene, fraction, RESULTS / plot_name(scene, fraction, args.results))
     if all((SCENES[name][0] / "images").is_dir() for name in PUBLISHED_SCENES):
         picture_of_scenes(RESULTS / "ablation_scenes.jpg")
     print(markdown(rows))

@@ -3,7 +3,7 @@
 import math
 import urllib.error
 from pathlib import Path
-from typing import Dict
+from typing import Any, Dict
 
 import pytest
 import torch
@@ -34,12 +34,16 @@ def truncated_checkpoint(source: Path, target: Path, keep: float) -> int:
     return count
 
 
-def trainer_from(run_config: Path, checkpoint: Path, output: Path, trim: bool = False, lrs: Dict[str, float] = {}):
+def trainer_from(run_config: Path, checkpoint: Path, output: Path, trim: bool = False, lrs: Dict[str, float] = {},
+                 **trim_options: Any):
     """A set-up Trainer that loads ``checkpoint``; by default plain fine-tuning (no trimming). ``lrs``: learning
-    rates configured for the run, by parameter group (as ``--optimizers.<group>.optimizer.lr`` sets them)."""
+    rates configured for the run, by parameter group (as ``--optimizers.<group>.optimizer.lr`` sets them);
+    ``trim_options``: ``--pipeline.model.trim.*`` values."""
     config = load_config(run_config)
     config.load_checkpoint, config.output_dir = checkpoint, output
     config.pipeline.model.trim.enabled = trim
+    for name, value in trim_options.items():
+        setattr(config.pipeline.model.trim, name, value)
     for name, lr in lrs.items():
         config.optimizers[name]["optimizer"].lr = lr
     trainer = config.setup(local_rank=0, world_size=1)
@@ -114,9 +118,24 @@ def test_configured_learning_rates_win_over_the_loaded_checkpoints(trained_run, 
     assert groups["means"]["lr"] == pytest.approx(10 * base * scheduler.lr_lambdas[0](scheduler.last_epoch), rel=1e-12)
 
 
+@pytest.mark.parametrize("sh_rest_lr", [1e-3, None])
+def test_a_trim_fine_tunes_the_sh_bands_at_its_own_learning_rate(trained_run, pruned_checkpoint, tmp_path, sh_rest_lr):
+    """``trim.sh_rest_lr`` sets the higher SH bands' rate of a trim (None: the optimizer's configured one); plain
+    fine-tuning of a loaded checkpoint (trimming off) keeps the configured one."""
+    path, _ = pruned_checkpoint
+    configured = load_config(trained_run.config).optimizers["features_rest"]["optimizer"].lr
+    rates = {}
+    for trim in (True, False):
+        trainer = trainer_from(trained_run.config, path, tmp_path / str(trim), trim=trim, sh_rest_lr=sh_rest_lr)
+        rates[trim] = {name: optimizer.param_groups[0]["lr"] for name, optimizer in trainer.optimizers.optimizers.items()}
+    assert rates[True]["features_rest"] == (sh_rest_lr or configured)
+    assert rates[False]["features_rest"] == configured
+    assert {k: v for k, v in rates[True].items() if k != "features_rest"} == {k: v for k, v in rates[False].items() if k != "features_rest"}
+
+
 def test_without_the_settings_applied_the_checkpoints_learning_rates_stay(trained_run, pruned_checkpoint, tmp_path, monkeypatch):
     """Control: nerfstudio 1.1.5 alone keeps the checkpoint's rate, so the test above detects the trap."""
-    monkeypatch.setattr("nerfstudio_trim.nerfstudio.model.apply_configured_settings", lambda optimizers: [])
+    monkeypatch.setattr("nerfstudio_trim.nerfstudio.model.apply_configured_settings", lambda optimizers, learning_rates={}: [])
     path, _ = pruned_checkpoint
     restored = load_checkpoint(path)["optimizers"]["features_rest"]["param_groups"][0]["lr"]
     trainer = trainer_from(trained_run.config, path, tmp_path, lrs={"features_rest": 1e-3})

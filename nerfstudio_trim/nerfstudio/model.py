@@ -130,20 +130,25 @@ class SplatfactoTrimModel(SplatfactoModel):
         """splatfacto's callbacks, plus the trimming step when a checkpoint was loaded (or a trim resumes).
 
         Called right after the trainer loads a checkpoint: the optimizers get this run's configured settings
-        back (``optimizer_settings.py``; nerfstudio restores the checkpoint's learning rates).
+        back (``optimizer_settings.py``; nerfstudio restores the checkpoint's learning rates), with the trim's
+        own learning rate for the higher SH bands (``trim.sh_rest_lr``) when it trims.
 
         The run stops itself when its schedule is done; ``--max-num-iterations`` bounds it (the schedule
         stops pruning in time for its final fine-tune within it).
         """
-        optimizers = training_callback_attributes.optimizers
-        changes = [] if optimizers is None else apply_configured_settings(optimizers)
-        if changes:
-            CONSOLE.print("optimizer settings from this run's config, not the loaded checkpoint: " + "; ".join(changes),
-                          markup=False, highlight=False)  # fmt: skip
-        callbacks = super().get_training_callbacks(training_callback_attributes)
         trainer = training_callback_attributes.trainer
         loaded = trainer is not None and getattr(trainer.config, "load_checkpoint", None) is not None
-        if trainer is not None and self.config.trim.enabled and (self.trimmer.active or loaded):
+        trimming = trainer is not None and self.config.trim.enabled and (self.trimmer.active or loaded)
+        optimizers = training_callback_attributes.optimizers
+        if optimizers is not None:
+            sh_rest_lr = self.config.trim.sh_rest_lr
+            own = {"features_rest": sh_rest_lr} if trimming and sh_rest_lr is not None else {}
+            changes = apply_configured_settings(optimizers, own)
+            if changes:
+                CONSOLE.print("optimizer settings from this run's config, not the loaded checkpoint: " + "; ".join(changes),
+                              markup=False, highlight=False)  # fmt: skip
+        callbacks = super().get_training_callbacks(training_callback_attributes)
+        if trimming:
             views = TrainingViews(training_callback_attributes.pipeline.datamanager, self.device)
             callbacks.append(
                 TrainingCallback(

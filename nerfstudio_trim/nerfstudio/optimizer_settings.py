@@ -11,7 +11,7 @@ the model calls it.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Mapping
 
 from nerfstudio.engine.optimizers import OptimizerConfig, Optimizers
 
@@ -22,9 +22,10 @@ def configured_settings(config: OptimizerConfig) -> Dict[str, Any]:
     return {key: value for key, value in vars(config).items() if key not in ("_target", "max_norm")}
 
 
-def apply_configured_settings(optimizers: Optimizers) -> List[str]:
-    """Set every parameter group's optimizer settings to the run's config; returns one line per change
-    (``"features_rest lr 0.000125 -> 0.001"``), empty when the optimizers already hold the config's values
+def apply_configured_settings(optimizers: Optimizers, learning_rates: Mapping[str, float] = {}) -> List[str]:
+    """Set every parameter group's optimizer settings to the run's config, with the learning rates of the groups
+    named in ``learning_rates`` replaced by those (the trim's own); returns one line per change
+    (``"features_rest lr 0.000125 -> 0.001"``), empty when the optimizers already hold these values
     (a run that loaded nothing, or a checkpoint trained with the same settings).
 
     A group with a learning-rate scheduler keeps its place in the schedule: its current rate is scaled by
@@ -34,6 +35,7 @@ def apply_configured_settings(optimizers: Optimizers) -> List[str]:
     changes: List[str] = []
     for name, optimizer in optimizers.optimizers.items():
         settings = configured_settings(optimizers.config[name]["optimizer"])
+        settings["lr"] = learning_rates.get(name, settings["lr"])
         scheduler = optimizers.schedulers.get(name)
         for index, group in enumerate(optimizer.param_groups):
             for key, value in settings.items():

@@ -48,6 +48,11 @@ class TrimConfig(LoadsOlderConfigs, TrimSchedule):
     """Weight of the estimated bytes per Gaussian of the higher SH bands (a differentiable estimate of what the
     file pays) in the fine-tuning loss. 0: off. The default was chosen on the benchmark scenes (RESULTS.md,
     "Rate-aware fine-tuning"): it keeps fine-tuning from giving the bands energy the file pays for."""
+    sh_rest_lr: Optional[float] = 1e-3
+    """Learning rate of the higher SH bands (features_rest) while trimming. splatfacto's (1.25e-4, the run's
+    --optimizers.features-rest.optimizer.lr, which training from scratch uses) leaves them under-fitted in the
+    trim's short fine-tuning and keeps the rate term from moving them to cheaper codes (RESULTS.md, "SH bands'
+    learning rate"). None: the optimizer's setting."""
     sh_rest_l1: float = 0.0
     """Weight of an L1 penalty on the higher SH bands (the seed method uses 0.05)."""
     seed: int = 0
