@@ -64,6 +64,13 @@ def test_unreachable_target(tiny_scene, trained_run, tmp_path):
     assert_clean_failure(result, out, "more than max rounds")
 
 
+@pytest.mark.parametrize("value", ["0", "-1e-3", "nan"])
+def test_a_learning_rate_that_is_not_positive_is_refused(tiny_scene, trained_run, tmp_path, value):
+    result, out = bad_run(tmp_path, tiny_scene, "--load-checkpoint", str(trained_run.checkpoint),
+                          "--pipeline.model.trim.sh-rest-lr", value)  # fmt: skip
+    assert_clean_failure(result, out, "sh-rest-lr must be a positive learning rate")
+
+
 def test_nan_parameters(tiny_scene, trained_run, tmp_path):
     state = load_checkpoint(trained_run.checkpoint)
     before = trained_run.checkpoint.read_bytes()

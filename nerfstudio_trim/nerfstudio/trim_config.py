@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Optional
 
+from nerfstudio_trim.errors import TrimError
 from nerfstudio_trim.core.prune.schedule import TrimSchedule
 from nerfstudio_trim.core.prune.scores import ScoreMode
 from nerfstudio_trim.core.quantize.gaussians import CodecSettings
@@ -57,3 +59,9 @@ class TrimConfig(LoadsOlderConfigs, TrimSchedule):
     """Weight of an L1 penalty on the higher SH bands (the seed method uses 0.05)."""
     seed: int = 0
     """Random seed of the 'random' score mode."""
+
+    def validate(self, initial_count: int, steps: Optional[int] = None) -> None:
+        """The schedule's checks (``TrimSchedule.validate``) and the fine-tuning options'."""
+        if self.sh_rest_lr is not None and not (math.isfinite(self.sh_rest_lr) and self.sh_rest_lr > 0):
+            raise TrimError(f"--pipeline.model.trim.sh-rest-lr must be a positive learning rate or None, got {self.sh_rest_lr}")
+        super().validate(initial_count, steps)
