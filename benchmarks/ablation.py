@@ -214,10 +214,10 @@ def markdown(rows: List[Dict[str, Any]]) -> str:
              "| run PSNR (dB) | PSNR vs reference (dB) | size vs reference |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for row in rows:
         same = [r for r in rows if (r["scene"], r["target_fraction"]) == (row["scene"], row["target_fraction"])]
-        default = next((r for r in same if r["variant"] == "default"), same[0])
+        reference = next((r for r in same if r["variant"] == "default"), same[0])
         lines.append(f"| {row['scene']} | {row['what']} | {row['format']} | {row['gaussians']:,} | {row['psnr']:.2f} "
                      f"| {row['ssim']:.4f} | {row['bytes']:,} | {row['bytes_per_gaussian']:.1f} | {row['run_psnr']:.2f} "
-                     f"| {row['psnr'] - default['psnr']:+.2f} | {row['bytes'] / default['bytes']:.2f}x |")  # fmt: skip
+                     f"| {row['psnr'] - reference['psnr']:+.2f} | {row['bytes'] / reference['bytes']:.2f}x |")  # fmt: skip
     lines.append("")
     for scene in sorted({r["scene"] for r in rows}):
         mine = [r for r in rows if r["scene"] == scene]
@@ -265,7 +265,7 @@ def plot(rows: List[Dict[str, Any]], scene: str, fraction: float, path: Path) ->
     plt.close(figure)
 
 
-def plot_name(scene: str, fraction: float, results: str = "ablation") -> str:
+def plot_name(scene: str, fraction: float, results: str) -> str:
     """The file of one scene's plot at one fraction kept (at 50%, the name it has always had)."""
     return f"{results}_{scene}.png" if fraction == 0.5 else f"{results}_{scene}_{round(fraction * 100)}.png"
 
