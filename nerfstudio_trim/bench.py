@@ -38,16 +38,18 @@ from nerfstudio_trim.nerfstudio.config_yaml import load_config
 
 BIN = Path(sys.executable).parent
 console = Console()
+TRIM_LOG = ("trim", "optimizer settings")
+"""The lines of a trim's output shown as they come: its own log and the optimizer settings it changed."""
 COLUMNS = ("model", "PSNR", "SSIM", "LPIPS", "NUM GAUSSIANS", "FPS", "SIZE (MB)", "compression vs baseline PLY",
            "compression vs baseline file", "PSNR change (dB)")  # fmt: skip
 
 
-def run(command: List[str], what: str, device: str, stream_prefix: Optional[str] = None) -> str:
+def run(command: List[str], what: str, device: str, stream_prefixes: Tuple[str, ...] = ()) -> str:
     """Run a command of this environment; its output is returned, or shown with one error line if it fails.
 
     ``device``: "cpu" hides the GPUs from the command (``ns-eval`` and ``ns-export`` have no device option
-    and take CUDA wherever there is one). ``stream_prefix``: print the output lines starting with it as they
-    come (e.g. the trim log)."""
+    and take CUDA wherever there is one). ``stream_prefixes``: print the output lines starting with one of them
+    as they come (e.g. the trim log), each whole (a terminal wraps it)."""
     console.rule(Text(printable(what)))
     lines: List[str] = []
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="") if device == "cpu" else None
@@ -55,8 +57,8 @@ def run(command: List[str], what: str, device: str, stream_prefix: Optional[str]
         assert process.stdout is not None
         for line in process.stdout:
             lines.append(line)
-            if stream_prefix is not None and line.startswith(stream_prefix):
-                console.print(line.rstrip(), markup=False)
+            if stream_prefixes and line.startswith(stream_prefixes):
+                console.print(line.rstrip(), markup=False, highlight=False, soft_wrap=True)
     output = "".join(lines)
     if process.returncode != 0:
         errors = [line for line in lines if line.startswith("error:")]
@@ -110,7 +112,7 @@ def trim_run(checkpoint: Path, data: Path, flags: List[str], output_dir: Path, d
         [str(BIN / "ns-train"), "splatfacto-trim", "--machine.device-type", device, "--vis", "tensorboard",
          "--load-checkpoint", str(checkpoint), *flags, "--output-dir", str(output_dir), "--experiment-name", "bench",
          "--timestamp", "trimmed", "nerfstudio-data", "--data", str(data)],
-        f"trimming {checkpoint}", device, stream_prefix="trim",
+        f"trimming {checkpoint}", device, stream_prefixes=TRIM_LOG,
     )  # fmt: skip
     return run_dir, log
 

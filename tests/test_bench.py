@@ -22,6 +22,11 @@ def test_bench_writes_the_results_table_and_resumes(trained_run, tiny_scene, tmp
             f"--trim-args={shlex.join(FLAGS)}", "--device", "cpu"]  # fmt: skip
     result = ns("ns-trim", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    # the trim's output is streamed line by line, whole: its log and the learning rate it changed
+    streamed = result.stdout.splitlines()
+    assert any(line.startswith("optimizer settings from this run's config") and line.endswith("features_rest lr 0.000125 -> 0.001")
+               for line in streamed), result.stdout[-4000:]  # fmt: skip
+    assert any(line.startswith("trim: schedule of at most") and line.endswith("steps") for line in streamed)
     results = json.loads((out / "results.json").read_text())
     rows = results["rows"]
     assert [r["model"] for r in rows] == ["baseline (ns-eval)", "baseline, our file (ns-trim eval)", "trimmed run (ns-eval)",

@@ -146,7 +146,7 @@ class SplatfactoTrimModel(SplatfactoModel):
             changes = apply_configured_settings(optimizers, own)
             if changes:
                 CONSOLE.print("optimizer settings from this run's config, not the loaded checkpoint: " + "; ".join(changes),
-                              markup=False, highlight=False)  # fmt: skip
+                              markup=False, highlight=False, soft_wrap=True)  # fmt: skip
         callbacks = super().get_training_callbacks(training_callback_attributes)
         if trimming:
             views = TrainingViews(training_callback_attributes.pipeline.datamanager, self.device)
