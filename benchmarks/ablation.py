@@ -29,7 +29,8 @@ fine-tuning is measured after quantization):
   of degrees 1, 2, 3; the default is 5 4 4); ``finer`` (a higher-quality operating point: SH bits 6 5 5,
   compaction tolerance 0.5/255, no rate term); ``no-qat`` (no quantization-aware fine-tuning);
 - score modes ``abs-grad``, ``opacity-grad-quantile`` (paper), ``delta-mse``, ``sensitivity``, ``opacity``,
-  ``random`` (the default is grad-norm).
+  ``random`` (the default is grad-norm); ``delta-mse-first-order``: delta-mse in the first-order form a trim on
+  CUDA uses by default, here on the CPU.
 Each row: the file's Gaussians, PSNR/SSIM, bytes and bytes per Gaussian, the run's ``ns-eval`` PSNR, the
 baseline's ``ns-eval`` and the baseline as our file (bytes, PSNR). The baseline's steps run once per scene.
 
@@ -81,7 +82,7 @@ PUBLISHED_SCENES = ("demo", "still-life")
 TRIM = "--pipeline.model.trim."
 FORMAT1_COMMIT = "705be26"
 NEWER_THAN_FORMAT1 = (f"{TRIM}undo-growing-rounds", f"{TRIM}sh-compaction-tolerance", f"{TRIM}rate-weight", f"{TRIM}codec.",
-                      f"{TRIM}sh-rest-lr")
+                      f"{TRIM}sh-rest-lr", f"{TRIM}delta-mse-method")
 """Options (or option prefixes) that did not exist at ``FORMAT1_COMMIT``."""
 
 
@@ -120,6 +121,8 @@ def variants(rate_weight: float) -> Dict[str, Variant]:
                                            flags=(f"{TRIM}sh-rest-lr", "1e-3", f"{TRIM}rate-weight", "0")),
         "no-qat": Variant("no quantization-aware fine-tuning", flags=(f"{TRIM}quantize", "False")),
         **{mode: Variant(f"score: {mode}", score_mode=mode) for mode in scores},
+        "delta-mse-first-order": Variant("score: delta-mse, first-order form (CUDA's default)", score_mode="delta-mse",
+                                         flags=(f"{TRIM}delta-mse-method", "first-order")),
     }
 
 

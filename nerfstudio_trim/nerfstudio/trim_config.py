@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional
 
 from nerfstudio_trim.errors import TrimError
 from nerfstudio_trim.core.prune.schedule import TrimSchedule
+from nerfstudio_trim.core.prune.render_scores import DeltaMethod
 from nerfstudio_trim.core.prune.scores import ScoreMode
 from nerfstudio_trim.core.quantize.gaussians import CodecSettings
 
@@ -33,6 +34,11 @@ class TrimConfig(LoadsOlderConfigs, TrimSchedule):
     score_mode: ScoreMode = "grad-norm"
     """Importance score: grad-norm (seed), abs-grad, opacity-grad-quantile (paper), delta-mse (error increase
     on removal), sensitivity (PUP 3D-GS Fisher log det), opacity, random."""
+    delta_mse_method: Optional[DeltaMethod] = None
+    """delta-mse: "exact" (each Gaussian's removal, through our compositing on any device) or "first-order"
+    (-opacity x the error's gradient in it, one backward pass through the model's rasterizer, gsplat on CUDA);
+    None: exact on CPU, first-order on CUDA. The two rank the Gaussians differently (benchmarks/RESULTS.md);
+    the exact one is what the CPU benchmarks measured."""
     quantile_gamma_target: float = 0.6
     """opacity-grad-quantile: fraction of Gaussians the rule aims to remove over quantile_rounds."""
     quantile_rounds: int = 10

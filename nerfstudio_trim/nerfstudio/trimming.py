@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional, Tuple
 
 import torch
@@ -224,7 +225,8 @@ class ModelHost:
             if mode in ("delta-mse", "sensitivity"):
                 with torch.no_grad():
                     params = model.render_parameters()
-                score = delta_mse_scores if mode == "delta-mse" else sensitivity_scores
+                delta_mse = partial(delta_mse_scores, method=self.config.delta_mse_method)
+                score = delta_mse if mode == "delta-mse" else sensitivity_scores
                 values = score(
                     params, scoring_views(model, self.views, self.pause), model.config.sh_degree,
                     active_sh_degree=min(model.step // model.config.sh_degree_interval, model.config.sh_degree),
