@@ -29,8 +29,8 @@ fine-tuning is measured after quantization):
   of degrees 1, 2, 3; the default is 5 4 4); ``finer`` (a higher-quality operating point: SH bits 6 5 5,
   compaction tolerance 0.5/255, no rate term); ``no-qat`` (no quantization-aware fine-tuning);
 - score modes ``abs-grad``, ``opacity-grad-quantile`` (paper), ``delta-mse``, ``sensitivity``, ``opacity``,
-  ``random`` (the default is grad-norm); ``delta-mse-first-order``: delta-mse in the first-order form a trim on
-  CUDA uses by default, here on the CPU.
+  ``random`` (the default is grad-norm); ``delta-mse-first-order``: delta-mse in its first-order form (from
+  gsplat's gradients on CUDA, here from the CPU rasterizer's), which a trim on CUDA used by default before 2026-12-06.
 Each row: the file's Gaussians, PSNR/SSIM, bytes and bytes per Gaussian, the run's ``ns-eval`` PSNR, the
 baseline's ``ns-eval`` and the baseline as our file (bytes, PSNR). The baseline's steps run once per scene.
 
@@ -121,7 +121,7 @@ def variants(rate_weight: float) -> Dict[str, Variant]:
                                            flags=(f"{TRIM}sh-rest-lr", "1e-3", f"{TRIM}rate-weight", "0")),
         "no-qat": Variant("no quantization-aware fine-tuning", flags=(f"{TRIM}quantize", "False")),
         **{mode: Variant(f"score: {mode}", score_mode=mode) for mode in scores},
-        "delta-mse-first-order": Variant("score: delta-mse, first-order form (CUDA's default)", score_mode="delta-mse",
+        "delta-mse-first-order": Variant("score: delta-mse, first-order form", score_mode="delta-mse",
                                          flags=(f"{TRIM}delta-mse-method", "first-order")),
     }
 

@@ -1,9 +1,9 @@
 """The two forms of the ``delta-mse`` score on each scene's baseline: how alike they rank the Gaussians.
 
-``exact`` (our compositing; what a trim on CPU uses) and ``first-order`` (-o dL/do from one backward pass;
-what a trim on CUDA uses, from gsplat's gradients; ``core/prune/render_scores.py``), both computed here on
-the CPU through our rasterizer, on the float Gaussians of the baseline, over the training views ``ns-trim
-compress`` scores with (at most 24, evenly spaced). Per scene: Spearman's rank correlation of the two
+``exact`` (our compositing; the default on every device) and ``first-order`` (-o dL/do from one backward
+pass, from gsplat's gradients on CUDA, the default there before 2026-12-06; ``core/prune/render_scores.py``),
+both computed here on the CPU through our rasterizer, on the float Gaussians of the baseline, over the
+training views ``ns-trim compress`` scores with (at most 24, evenly spaced). Per scene: Spearman's rank correlation of the two
 scores, and the share of the Gaussians each form puts among its lowest 20 / 50 / 75 / 90% that the other
 puts there too (what a round of pruning down to that fraction would remove by both); seconds per form.
 

@@ -331,8 +331,8 @@ def test_trimmer_render_scores_use_the_models_training_views(trained_run, tmp_pa
         opacities.data[k] = kept
     model.train()
 
-    # the first-order form (CUDA's default), chosen on the CPU: -opacity x the gradient of the views' squared
-    # error in the opacity, here from autograd through the model's own renders (eval mode)
+    # the first-order form, when asked for: -opacity x the gradient of the views' squared error in the
+    # opacity, here from autograd through the model's own renders (eval mode)
     model.config.trim.delta_mse_method = "first-order"
     first_order = host.scores().values
     model.eval()
@@ -348,7 +348,7 @@ def test_trimmer_render_scores_use_the_models_training_views(trained_run, tmp_pa
     opacities.grad = None
     assert torch.allclose(first_order, expected, rtol=1e-3, atol=1e-4 * float(expected.abs().max()))
     assert not torch.allclose(first_order, scores, rtol=1e-2)  # not the exact change: the two forms differ
-    model.config.trim.delta_mse_method = None
+    model.config.trim.delta_mse_method = "exact"
 
     opacities.data[0] = -1e4
     model.config.trim.score_mode = "sensitivity"

@@ -1,6 +1,7 @@
 """delta-mse and sensitivity scores against brute force on tiny scenes (float64, two views)."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -105,6 +106,22 @@ def test_exact_delta_mse_equals_removing_each_gaussian_and_re_rendering(sh_degre
     assert float(scores[-1]) == 0.0  # behind both cameras
     assert float(expected.abs().max()) > 1.0  # the scene is not trivial
     torch.testing.assert_close(scores, expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_delta_mse_of_cuda_tensors_is_the_exact_form_by_default():
+    """The exact form is the default on every device: the first-order one (gsplat's gradients on CUDA) misses
+    the quadratic term that dominates in a trained model."""
+    params = tiny_scene(24, 1, (2.0, 16.0), colour_spread=2.0)
+    views = two_views()
+    expected = delta_mse_scores(params, views, 1, method="exact")
+    on_gpu = delta_mse_scores(
+        {name: value.cuda() for name, value in params.items()},
+        [replace(v, viewmat=v.viewmat.cuda(), K=v.K.cuda(), image=v.image.cuda(), background=v.background.cuda()) for v in views],
+        1,
+    )  # fmt: skip
+    torch.testing.assert_close(on_gpu.cpu(), expected, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("sh_degree, rasterize_mode", [(1, "classic"), (0, "antialiased")])

@@ -34,11 +34,11 @@ class TrimConfig(LoadsOlderConfigs, TrimSchedule):
     score_mode: ScoreMode = "grad-norm"
     """Importance score: grad-norm (seed), abs-grad, opacity-grad-quantile (paper), delta-mse (error increase
     on removal), sensitivity (PUP 3D-GS Fisher log det), opacity, random."""
-    delta_mse_method: Optional[DeltaMethod] = None
-    """delta-mse: "exact" (each Gaussian's removal, through our compositing on any device) or "first-order"
-    (-opacity x the error's gradient in it, one backward pass through the model's rasterizer, gsplat on CUDA);
-    None: exact on CPU, first-order on CUDA. The two rank the Gaussians differently (benchmarks/RESULTS.md);
-    the exact one is what the CPU benchmarks measured."""
+    delta_mse_method: DeltaMethod = "exact"
+    """delta-mse: "exact" (each Gaussian's removal, through our compositing, on any device) or "first-order"
+    (-opacity x the error's gradient in it, one backward pass through the model's rasterizer, gsplat on
+    CUDA: cheaper, but it misses the error's quadratic term, which dominates in a trained model; on the demo
+    scene at 25% kept it ended 8.5 dB below exact, benchmarks/RESULTS.md)."""
     quantile_gamma_target: float = 0.6
     """opacity-grad-quantile: fraction of Gaussians the rule aims to remove over quantile_rounds."""
     quantile_rounds: int = 10

@@ -1,14 +1,17 @@
 """Importance scores that render the training views: ``delta-mse`` and ``sensitivity``.
 
 - ``delta-mse``: how much the training images' squared error grows when a Gaussian alone is removed,
-  for all Gaussians in one pass per view. ``exact`` (our compositing, any device; the default for CPU
-  tensors) sums, per pixel, |clamp(C + dC) - GT|^2 - |clamp(C) - GT|^2 with the exact colour change dC
+  for all Gaussians in one pass per view. ``exact`` (the default, our compositing, any device) sums, per
+  pixel, |clamp(C + dC) - GT|^2 - |clamp(C) - GT|^2 with the exact colour change dC
   (``raster.per_gaussian.removal_error_change``). ``first-order`` (one backward pass through whatever
-  ``raster.backend`` renders with, gsplat on CUDA, so the default for CUDA tensors) is
-  -o_k dL/do_k, L the squared error and o_k the opacity: the linear term sum_p 2 (C - GT) . dC with
-  dC replaced by its affine part -a_k dC/da_k. The two differ by sum_p |dC|^2, and wherever removal
-  is not affine: alphas clamped at 0.999 (gsplat's gradient there is 0), Gaussians behind a pixel's
-  stopping point that removal reveals, and the [0, 1] clamp of the image.
+  ``raster.backend`` renders with, gsplat on CUDA) is -o_k dL/do_k, L the squared error and o_k the
+  opacity: the linear term sum_p 2 (C - GT) . dC with dC replaced by its affine part -a_k dC/da_k. The
+  two differ by sum_p |dC|^2, and wherever removal is not affine: alphas clamped at 0.999 (gsplat's
+  gradient there is 0), Gaussians behind a pixel's stopping point that removal reveals, and the [0, 1]
+  clamp of the image. The quadratic term is what matters when pruning a trained model: where it fits
+  the images, C - GT is small and the linear term says little of what a Gaussian's removal costs. On
+  the demo scene, trimmed to 25% with fine-tuning, the first-order form ended 8.5 dB below the exact one
+  (benchmarks/RESULTS.md), so it is never chosen unless asked for.
 - ``sensitivity`` (PUP 3D-GS): log det of each Gaussian's Fisher matrix
   F_k = sum over views and pixels of J^T J, J = d(pixel RGB) / d(mean, log-scale) (3 x 6), colours
   held fixed; J = dC/da (x) da/dtheta is rank one per pixel, so F_k = G^T M G per view with M the
@@ -81,7 +84,7 @@ def delta_mse_scores(
     sh_degree: int,
     active_sh_degree: Optional[int] = None,
     rasterize_mode: RasterizeMode = "classic",
-    method: Optional[DeltaMethod] = None,
+    method: DeltaMethod = "exact",
     chunk_elements: int = SCORE_CHUNK_ELEMENTS,
     on_view: Optional[Callable[[int], None]] = None,
 ) -> Tensor:
@@ -93,8 +96,7 @@ def delta_mse_scores(
         views: the training views.
         sh_degree, active_sh_degree: the model's SH degree and the one rendered now (default: all).
         rasterize_mode: "classic" or "antialiased", as the model renders.
-        method: "exact" or "first-order" (see the module doc); None: exact for CPU tensors,
-            first-order for CUDA tensors (gsplat).
+        method: "exact" or "first-order" (see the module doc).
         chunk_elements: memory bound of the exact pass, in tiles x Gaussians x pixels per chunk.
         on_view: called with each view's index once it is done (progress).
 
@@ -102,8 +104,6 @@ def delta_mse_scores(
         [N] in the parameters' dtype: sum over views, pixels and RGB channels of the squared error's
         change (colour units squared; divide by 3 H W times the number of views for the MSE's).
     """
-    if method is None:
-        method = "first-order" if params["means"].is_cuda else "exact"
     if method == "first-order":
         return first_order_delta_mse_scores(params, views, sh_degree, active_sh_degree, rasterize_mode, on_view)
     inputs = _inputs(params, sh_degree, active_sh_degree)

@@ -8,7 +8,7 @@ Modes:
 - ``opacity-grad-quantile`` ("Trimming the Fat"): a Gaussian is a candidate when its opacity and its
   grad-norm score are both below their gamma-quantiles, gamma_round = 1 - (1 - gamma_target)^(1/t).
 - ``delta-mse``: how much the training images' squared error grows when the Gaussian alone is removed
-  (exact on CPU, first order from gsplat's gradients on CUDA; ``render_scores``).
+  (exact, on any device; ``render_scores``).
 - ``sensitivity`` (PUP 3D-GS): log det of the Fisher matrix of the pixel colours with respect to the
   Gaussian's mean and log-scale (``render_scores``).
 - ``opacity`` and ``random``: baselines for ablations.
