@@ -3,9 +3,10 @@
 ``exact`` (our compositing; the default on every device) and ``first-order`` (-o dL/do from one backward
 pass, from gsplat's gradients on CUDA, the default there before 2026-12-06; ``core/prune/render_scores.py``),
 both computed here on the CPU through our rasterizer, on the float Gaussians of the baseline, over the
-training views ``ns-trim compress`` scores with (at most 24, evenly spaced). Per scene: Spearman's rank correlation of the two
-scores, and the share of the Gaussians each form puts among its lowest 20 / 50 / 75 / 90% that the other
-puts there too (what a round of pruning down to that fraction would remove by both); seconds per form.
+training views ``ns-trim compress`` scores with (at most 24, evenly spaced). Per scene: Spearman's rank
+correlation of the two scores, and the share of the Gaussians each form puts among its lowest 20 / 50 / 75 /
+90% that the other puts there too (what a round of pruning down to that fraction would remove by both);
+seconds per form.
 
     python benchmarks/bench_delta_mse_methods.py [--scenes demo still-life]
 
@@ -64,7 +65,8 @@ def measure(scene: str) -> Dict[str, Any]:
     seconds: Dict[str, float] = {}
     for method in ("exact", "first-order"):
         start = time.perf_counter()
-        scores[method] = delta_mse_scores(loaded.params, views, degree, rasterize_mode=loaded.rasterize_mode, method=method)  # type: ignore[arg-type]
+        scores[method] = delta_mse_scores(loaded.params, views, degree, rasterize_mode=loaded.rasterize_mode,  # type: ignore[arg-type]
+                                          method=method)  # fmt: skip
         seconds[method] = time.perf_counter() - start
     exact, first = scores["exact"], scores["first-order"]
     spearman = torch.corrcoef(torch.stack([ranks(exact), ranks(first)]))[0, 1].item()

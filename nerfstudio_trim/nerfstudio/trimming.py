@@ -204,7 +204,8 @@ class ModelHost:
             rounds = config.rounds_within(budget)
         quality = f", training-view PSNR {state.reference_psnr:.2f} dB" if state.reference_psnr is not None else ""
         size = f", file {state.reference_bytes / 1e6:.3f} MB" if state.reference_bytes is not None else ""
-        CONSOLE.print(f"trim: {model.num_points:,} Gaussians loaded{quality}{size}", markup=False, highlight=False, soft_wrap=True)
+        CONSOLE.print(f"trim: {model.num_points:,} Gaussians loaded{quality}{size}", markup=False, highlight=False,
+                      soft_wrap=True)  # fmt: skip
         CONSOLE.print(
             f"trim: schedule of at most {rounds} rounds of {config.steps_per_round:,} steps and {config.final_steps:,} "
             f"final steps: at most {config.max_steps(rounds):,} steps"
