@@ -307,15 +307,16 @@ def test_trimmer_render_scores_use_the_models_training_views(trained_run, tmp_pa
     views = TrainingViews(trainer.pipeline.datamanager, model.device)
     opacities = model.gauss_params["opacities"]
 
+    def view_error(index: int) -> torch.Tensor:
+        """The squared error of one training view as the model renders it (differentiable)."""
+        camera, batch = views[index]
+        outputs = model.get_outputs(camera)
+        target = model.composite_with_background(model.get_gt_img(batch["image"]), outputs["background"])
+        return (outputs["rgb"] - target).double().square().sum()
+
     def squared_error() -> float:
-        total = 0.0
         with torch.no_grad():
-            for index in range(len(views)):
-                camera, batch = views[index]
-                outputs = model.get_outputs(camera)
-                target = model.composite_with_background(model.get_gt_img(batch["image"]), outputs["background"])
-                total += float((outputs["rgb"] - target).double().square().sum())
-        return total
+            return sum(float(view_error(index)) for index in range(len(views)))
 
     model.config.trim.score_mode = "delta-mse"
     host = ModelHost(model, model.trimmer, views, pause=lambda: None)
@@ -338,10 +339,7 @@ def test_trimmer_render_scores_use_the_models_training_views(trained_run, tmp_pa
     model.eval()
     opacities.grad = None
     for index in range(len(views)):
-        camera, batch = views[index]
-        outputs = model.get_outputs(camera)
-        target = model.composite_with_background(model.get_gt_img(batch["image"]), outputs["background"])
-        (outputs["rgb"] - target).square().sum().backward()
+        view_error(index).backward()
     model.train()
     alpha = torch.sigmoid(opacities.detach()).flatten()
     expected = -opacities.grad.flatten() / (1 - alpha)  # dL/d(alpha) = dL/d(logit) / (alpha (1 - alpha))
