@@ -21,8 +21,9 @@ fine-tuning is measured after quantization):
   8-bit SH ranges per channel, no SH compaction), run by that version's own ``ns-trim bench`` in a
   subprocess with ``PYTHONPATH`` set to a checkout of it (``--format1-checkout``, default
   ``../nerfstudio-trim-1.0``; make it with ``git worktree add ../nerfstudio-trim-1.0 705be26``), with the
-  same flags minus the options that did not exist then; its bench evaluates the baseline itself and has no
-  row for the baseline as our file;
+  same flags minus the options that did not exist then, on the baseline's config.yml with the settings that did
+  not exist then replaced by that version's (``format1_baseline``); its bench evaluates the baseline itself and
+  has no row for the baseline as our file;
 - ``no-sh-compaction``; ``no-rate-term`` (fine-tuning without the rate term, weight 0); ``rate-term``
   (another weight, ``--rate-weight``, default 0.005); ``seed-sh-l1`` (the seed method's L1 on the higher SH
   bands, 0.05, in place of the rate term); ``sh-bits-8-8-8`` and ``sh-bits-4-3-3`` (bits of the SH bands
@@ -84,6 +85,10 @@ FORMAT1_COMMIT = "705be26"
 NEWER_THAN_FORMAT1 = (f"{TRIM}undo-growing-rounds", f"{TRIM}sh-compaction-tolerance", f"{TRIM}rate-weight", f"{TRIM}codec.",
                       f"{TRIM}sh-rest-lr", f"{TRIM}delta-mse-method")
 """Options (or option prefixes) that did not exist at ``FORMAT1_COMMIT``."""
+FORMAT1_TRIM_FIELDS = {"codec": ("bytes_per_gaussian: 40.0", "sh_quantization: channel"), "rate_weight": (),
+                       "sh_compaction_tolerance": (), "sh_rest_lr": (), "undo_growing_rounds": (), "delta_mse_method": ()}
+"""Fields of the trim's settings in a config.yml that ``FORMAT1_COMMIT`` cannot read, each with the lines (its own
+defaults) that stand in for it there."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,35 @@ def from_score_modes(trim_args: str) -> Optional[Dict[str, Any]]:
     return None
 
 
+def format1_baseline(baseline: Path) -> Path:
+    """A config.yml of the baseline ``baseline`` that the code of ``FORMAT1_COMMIT`` reads: ``baseline`` itself
+    where it has none of ``FORMAT1_TRIM_FIELDS`` (a baseline trained by that code), else a copy with those fields
+    replaced, packaged beside it as experiment ``<name>-format1`` with its checkpoints linked (a baseline trained
+    by today's code, as the still-life's since 2026-12-06)."""
+    experiment = baseline.parents[1].name
+    lines, block, replaced = [], None, False
+    for line in baseline.read_text().splitlines(keepends=True):
+        indent = len(line) - len(line.lstrip(" "))
+        if block is not None and (indent > block or (indent == block and line.lstrip(" ").startswith("- "))):
+            continue  # a replaced field's value
+        block = None
+        name = line.strip().split(":")[0]
+        if indent > 0 and name in FORMAT1_TRIM_FIELDS:
+            block, replaced = indent, True
+            lines += [" " * indent + field + "\n" for field in FORMAT1_TRIM_FIELDS[name]]
+        else:
+            lines.append(f"experiment_name: {experiment}-format1\n" if line == f"experiment_name: {experiment}\n" else line)
+    if not replaced:
+        return baseline
+    copy = baseline.parents[2] / f"{experiment}-format1" / baseline.parent.name / baseline.name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text("".join(lines))
+    checkpoints = copy.parent / "nerfstudio_models"
+    if not checkpoints.exists():
+        checkpoints.symlink_to((baseline.parent / "nerfstudio_models").resolve())
+    return copy
+
+
 def bench_format1(checkout: Path, baseline: Path, data: Path, output_dir: Path, trim_args: List[str]) -> Dict[str, Any]:
     """That version's ``ns-trim bench`` (on CPU, every step its own, the baseline's ns-eval included) into
     ``output_dir``; its results.json (rows: baseline, trimmed run, file)."""
@@ -198,7 +232,7 @@ def measure(scene: str, name: str, variant: Variant, trim_args: List[str], fract
     data, baseline = SCENES[scene]
     out, shared = OUTPUT / scene / f"{name}-{fraction:g}", OUTPUT / scene / "baseline"
     if variant.format1:
-        base, run, file = bench_format1(checkout, baseline, data, out, trim_args)["rows"]
+        base, run, file = bench_format1(checkout, format1_baseline(baseline), data, out, trim_args)["rows"]
         baseline_file = None
     else:
         base, our_file, run, file = bench_sharing_baseline(baseline, data, out, shared, trim_args)["rows"]
