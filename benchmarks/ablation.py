@@ -31,7 +31,10 @@ fine-tuning is measured after quantization):
   compaction tolerance 0.5/255, no rate term); ``no-qat`` (no quantization-aware fine-tuning);
 - score modes ``abs-grad``, ``opacity-grad-quantile`` (paper), ``delta-mse``, ``sensitivity``, ``opacity``,
   ``random`` (the default is grad-norm); ``delta-mse-first-order``: delta-mse in its first-order form (from
-  gsplat's gradients on CUDA, here from the CPU rasterizer's), which a trim on CUDA used by default before 2026-12-06.
+  gsplat's gradients on CUDA, here from the CPU rasterizer's), which a trim on CUDA used by default before 2026-12-06;
+- ``near-lossless-<attribute>`` (positions, scales, rotations, opacity, colour, sh-bands): that attribute coded
+  near-losslessly through the quantization-aware fine-tuning and in the file (``bench_formats.LEVERS``' codes),
+  every other attribute as the default codes it: what that attribute's quantizer costs a trim.
 Each row: the file's Gaussians, PSNR/SSIM, bytes and bytes per Gaussian, the run's ``ns-eval`` PSNR, the
 baseline's ``ns-eval`` and the baseline as our file (bytes, PSNR). The baseline's steps run once per scene.
 
@@ -65,6 +68,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo"))
 import bench_score_modes  # noqa: E402
+from bench_formats import LEVERS  # noqa: E402
 from bench_score_modes import bench_sharing_baseline, flags, keep_if_same_args  # noqa: E402
 from run_demo import REPO  # noqa: E402
 
@@ -128,7 +132,18 @@ def variants(rate_weight: float) -> Dict[str, Variant]:
         **{mode: Variant(f"score: {mode}", score_mode=mode) for mode in scores},
         "delta-mse-first-order": Variant("score: delta-mse, first-order form", score_mode="delta-mse",
                                          flags=(f"{TRIM}delta-mse-method", "first-order")),
+        **{f"near-lossless-{attribute.lower().replace(' ', '-')}": Variant(f"{attribute} near-lossless, trained through",
+                                                                           flags=codec_flags(fields))
+           for attribute, fields in LEVERS.items()},
     }
+
+
+def codec_flags(fields: Dict[str, Any]) -> Tuple[str, ...]:
+    """The ns-train options that set these ``CodecSettings`` fields (name: value, a tuple for a list)."""
+    flags: List[str] = []
+    for name, value in fields.items():
+        flags += [f"{TRIM}codec.{name.replace('_', '-')}", *map(str, value if isinstance(value, tuple) else (value,))]
+    return tuple(flags)
 
 
 VARIANT_NAMES = list(variants(0.005))
