@@ -86,13 +86,12 @@ PUBLISHED_SCENES = ("demo", "still-life")
 """Scenes whose images the repository may show (rendered here); the fox's are NVIDIA's, non-commercial."""
 TRIM = "--pipeline.model.trim."
 FORMAT1_COMMIT = "705be26"
-NEWER_THAN_FORMAT1 = (f"{TRIM}undo-growing-rounds", f"{TRIM}sh-compaction-tolerance", f"{TRIM}rate-weight", f"{TRIM}codec.",
-                      f"{TRIM}sh-rest-lr", f"{TRIM}delta-mse-method")
-"""Options (or option prefixes) that did not exist at ``FORMAT1_COMMIT``."""
 FORMAT1_TRIM_FIELDS = {"codec": ("bytes_per_gaussian: 40.0", "sh_quantization: channel"), "rate_weight": (),
                        "sh_compaction_tolerance": (), "sh_rest_lr": (), "undo_growing_rounds": (), "delta_mse_method": ()}
-"""Fields of the trim's settings in a config.yml that ``FORMAT1_COMMIT`` cannot read, each with the lines (its own
-defaults) that stand in for it there."""
+"""Fields of the trim's settings that did not exist at ``FORMAT1_COMMIT``, each with the lines of a config.yml (that
+version's own defaults) that stand in for it there."""
+NEWER_THAN_FORMAT1 = tuple(f"{TRIM}{field.replace('_', '-')}" for field in FORMAT1_TRIM_FIELDS)
+"""Their options (as prefixes: ``codec`` covers ``codec.sh-bits`` and the rest)."""
 
 
 @dataclass(frozen=True)
