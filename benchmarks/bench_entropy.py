@@ -1,7 +1,9 @@
 """Entropy coders on a format-2.0 file's own streams: xz (what the format uses), zstd (19, 22, 22 with long
 mode) and an adaptive range coder (constriction, a model per column of each stream), bytes per attribute
-and encode/decode time. The streams are exactly the integer arrays the file stores (``core.codec.attributes``);
-the coders other than xz run in the small environment ``make bench-tools`` makes (``tools/entropy_coders.py``).
+and encode/decode time; and, as a bound on what a better entropy model could save, the ideal code length of
+one context-modelling adaptive coder per attribute (``tools/context_models.py``: no coder, no timing). The
+streams are exactly the integer arrays the file stores (``core.codec.attributes``); the coders other than xz
+run in the small environment ``make bench-tools`` makes (``tools/entropy_coders.py``).
 
     make bench-tools && python benchmarks/bench_entropy.py [--file outputs/demo/export/scene.nstrim]
 
@@ -12,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 from collections import defaultdict
 from datetime import date
@@ -28,10 +32,14 @@ from nerfstudio_trim.core.codec.morton import morton_order
 from nerfstudio_trim.core.codec.nstrim import read_file
 from nerfstudio_trim.core.codec.streams import smallest_unsigned
 
+sys.path.insert(0, str(Path(__file__).parent / "tools"))
+from context_models import context_code_bits  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "entropy.json"
 TOOLS_PYTHON_DEFAULT = Path.home() / ".cache/nerfstudio-trim/entropy-tools/bin/python"
 CODERS = Path(__file__).parent / "tools" / "entropy_coders.py"
+CONTEXT_MODEL = "context model (ideal length)"
 
 
 def main() -> None:
@@ -46,15 +54,22 @@ def main() -> None:
         parser.error(f"{python} does not exist: run `make bench-tools` first")
     scene = read_file(args.file)
     gaussians = scene.gaussians.reordered(morton_order(scene.gaussians.means.dequantize()))
+    written = {codec.name: codec.write(gaussians) for codec in ATTRIBUTES}
     with tempfile.TemporaryDirectory() as folder:
         streams = []
         for codec in ATTRIBUTES:
-            for index, array in enumerate(codec.write(gaussians)[1]):
+            for index, array in enumerate(written[codec.name][1]):
                 name = f"{codec.name}.{index}"
                 np.save(Path(folder) / f"{name}.npy", array.astype(smallest_unsigned(array)), allow_pickle=False)
                 streams.append({"name": name, "attribute": codec.name})
         (Path(folder) / "manifest.json").write_text(json.dumps({"streams": streams}))
         report = json.loads(subprocess.run([str(python), str(CODERS), folder], check=True, capture_output=True, text=True).stdout)
+    bits = context_code_bits(
+        {name: arrays for name, (_, arrays) in written.items()}, {name: fields for name, (fields, _) in written.items()}
+    )
+    for attribute, length in bits.items():
+        row = {"stream": attribute, "coder": CONTEXT_MODEL, "bytes": math.ceil(length / 8)}
+        report["rows"].append({**row, "encode_s": None, "decode_s": None})
     count = scene.gaussians.count
     by_attribute: Dict[str, Dict[str, float]] = defaultdict(lambda: defaultdict(float))
     totals: Dict[str, Dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -62,7 +77,8 @@ def main() -> None:
         attribute = row["stream"].split(".")[0]
         by_attribute[attribute][row["coder"]] += row["bytes"]
         for key in ("bytes", "encode_s", "decode_s"):
-            totals[row["coder"]][key] += row[key]
+            if row[key] is not None:
+                totals[row["coder"]][key] += row[key]
     results: Dict[str, Any] = {
         "file": str(args.file), "gaussians": count, "date": date.today().isoformat(), "machine": platform.platform(),
         "versions": report["versions"], "rows": report["rows"],
@@ -76,8 +92,9 @@ def main() -> None:
     for attribute, sizes in by_attribute.items():
         print(f"| {attribute} | " + " | ".join(f"{sizes[c] / count:.2f}" for c in coders) + " |")
     print("| **total (bytes/Gaussian)** | " + " | ".join(f"**{totals[c]['bytes'] / count:.2f}**" for c in coders) + " |")
-    print("| encode (s) | " + " | ".join(f"{totals[c]['encode_s']:.2f}" for c in coders) + " |")
-    print("| decode (s) | " + " | ".join(f"{totals[c]['decode_s']:.2f}" for c in coders) + " |")
+    for key in ("encode", "decode"):
+        seconds = [f"{totals[c][key + '_s']:.2f}" if key + "_s" in totals[c] else "n/a" for c in coders]
+        print(f"| {key} (s) | " + " | ".join(seconds) + " |")
 
 
 if __name__ == "__main__":
