@@ -11,6 +11,10 @@ and each fraction kept (default 50, 25, 10%):
 
     make tools && python benchmarks/bench_compress.py [--scenes demo still-life fox] [--fractions 0.5 0.25 0.1]
         [--scores abs-delta-mse delta-mse sensitivity opacity opacity-volume]
+        [--compress-args "--prune-fraction 0.1"]
+
+``--compress-args``: more options for ``ns-trim compress`` (e.g. smaller rounds, more views), recorded with
+the rows they made, which stand beside the defaults' rows (a scene and fraction share one decimation row).
 
 Results: benchmarks/results/compress.json (a rerun skips recorded rows), a table on stdout and
 results/compress_<scene>.png (held-out PSNR against Gaussians kept), both with the fine-tuned trims of the same
@@ -22,12 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -58,18 +63,23 @@ def run(command: List[str]) -> float:
     return time.perf_counter() - start
 
 
-def compress_row(scene: str, score: str, fraction: float) -> Dict[str, Any]:
-    """``ns-trim compress`` of the scene's baseline to ``fraction`` with ``score``, its file evaluated."""
+def compress_row(scene: str, score: str, fraction: float, options: Optional[str] = None) -> Dict[str, Any]:
+    """``ns-trim compress`` of the scene's baseline to ``fraction`` with ``score`` (and ``options``, more of
+    its flags), its file evaluated."""
     data, baseline = SCENES[scene]
-    out = OUTPUT / scene / f"{score}-{fraction:g}"
+    suffix = "" if options is None else "-" + "_".join(shlex.split(options))
+    out = OUTPUT / scene / f"{score}-{fraction:g}{suffix}"
     command = [str(BIN / "ns-trim"), "compress", str(baseline), "--output-dir", str(out), "--target-fraction",
-               str(fraction), "--max-psnr-drop", "None", "--score", score, "--device", "cpu"]  # fmt: skip
+               str(fraction), "--max-psnr-drop", "None", "--score", score, "--device", "cpu",
+               *shlex.split(options or "")]  # fmt: skip
     seconds = run(command + ([] if score in VIEW_FREE else ["--data", str(data)]))
     file = out / "scene.nstrim"
     run([str(BIN / "ns-trim"), "eval", str(file), "--data", str(data), "--device", "cpu",
          "--output-path", str(out / "eval.json")])  # fmt: skip
     results = json.loads((out / "eval.json").read_text())["results"]
-    return {"method": f"ns-trim compress --score {score}" + ("" if score in VIEW_FREE else " --data"),
+    method = f"ns-trim compress --score {score}" + ("" if score in VIEW_FREE else " --data")
+    method += f" {options}" if options else ""
+    return {"method": method,
             "gaussians": results["gaussians"], "psnr": results["psnr"], "ssim": results["ssim"],
             "bytes": file.stat().st_size, "seconds": seconds}  # fmt: skip
 
@@ -111,17 +121,18 @@ def plot(rows: List[Dict[str, Any]], scene: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    figure, axes = plt.subplots(figsize=(11, 4.5), dpi=120)
     mine = [r for r in rows if r["scene"] == scene]
-    for method in sorted({r["method"] for r in mine}):
+    for index, method in enumerate(sorted({r["method"] for r in mine})):
         points = sorted((r["gaussians"], r["psnr"]) for r in mine if r["method"] == method)
-        axes.plot(*zip(*points), marker="o", label=method, linestyle="--" if "fine-tuned" in method else "-")
+        axes.plot(*zip(*points), marker="o", label=method, linestyle="--" if "fine-tuned" in method else "-",
+                  color=plt.cm.tab20(index % 20))  # fmt: skip
     axes.set_xscale("log")
     axes.set_xlabel("Gaussians kept (log scale)")
     axes.set_ylabel("held-out PSNR (dB)")
     axes.set_title(f"{scene}: training-free compression and fine-tuned trims (CPU)")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -132,6 +143,7 @@ def main() -> None:
     parser.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.5, 0.25, 0.1])
     parser.add_argument("--scores", nargs="+", default=["abs-delta-mse", "delta-mse", "sensitivity", "opacity", "opacity-volume"])
+    parser.add_argument("--compress-args", default=None, help="more ns-trim compress options, one string")
     args = parser.parse_args()
     if not SPLAT_TRANSFORM.is_file():
         parser.error(f"splat-transform is not installed at {SPLAT_TRANSFORM}: run make tools")
@@ -151,8 +163,8 @@ def main() -> None:
         for fraction in args.fractions:
             reached = None
             for score in args.scores:
-                key = {"scene": scene, "fraction": fraction, "score": score}
-                row = record(key, lambda: compress_row(scene, score, fraction))
+                key = {"scene": scene, "fraction": fraction, "score": score, "options": args.compress_args}
+                row = record(key, lambda: compress_row(scene, score, fraction, args.compress_args))
                 reached = reached or row["gaussians"]
             key = {"scene": scene, "fraction": fraction, "score": "splat-transform"}
             record(key, lambda: decimate_row(scene, reached))
