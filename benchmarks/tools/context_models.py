@@ -28,6 +28,10 @@ from collections import defaultdict
 from typing import Callable, Dict, Hashable, Iterable, List, Mapping, Sequence
 
 import numpy as np
+import torch
+
+from nerfstudio_trim.core.codec.streams import zigzag
+from nerfstudio_trim.core.quantize.positions import levels_of
 
 SMOOTHING = (0.05, 0.2, 0.5)
 CAP = 6  # the magnitude of a code used as another's context, capped
@@ -72,10 +76,6 @@ def bit_length_bits(values: Sequence[int], contexts: Sequence[Hashable]) -> floa
     return model_bits(lengths, list(contexts), 65) + model_bits(top_symbols, top_contexts, 2) + raw
 
 
-def zigzag(value: int) -> int:
-    return 2 * value if value >= 0 else -2 * value - 1
-
-
 def previous(column: np.ndarray, first: int = 0) -> List[int]:
     """Each Gaussian's predecessor's value in file order (``first`` for the first)."""
     return [first] + [int(v) for v in column[:-1]]
@@ -100,10 +100,10 @@ def means_bits(streams: Sequence[np.ndarray], fields: Mapping, scales: np.ndarra
     bits = bit_length_bits(coarse[:, 0], [(0, c) for c in [0] + lengths[0][:-1]])
     bits += bit_length_bits(coarse[:, 1], [(1, c) for c in lengths[0]])
     bits += bit_length_bits(coarse[:, 2], [(2, a, b) for a, b in zip(lengths[0], lengths[1])])
-    level = np.clip(
-        (scales.astype(np.int64).sum(1) - int(fields["level_offset"])) // int(fields["level_divisor"]), 0, 24
+    level = levels_of(
+        torch.from_numpy(scales.astype(np.int64)), fields["level_offset"], fields["level_divisor"]
     )
-    return bits + 3 * float(np.maximum(0, int(fields["split"]) - level).sum())
+    return bits + 3 * float((int(fields["split"]) - level).clamp(min=0).sum())
 
 
 def colour_bits(streams: Sequence[np.ndarray], fields: Mapping) -> float:
@@ -111,18 +111,19 @@ def colour_bits(streams: Sequence[np.ndarray], fields: Mapping) -> float:
     codes = codes.astype(np.int64)
     alphabet = 2 ** int(fields["bits"])
     red = codes[:, 0]
-    green = [zigzag(g - r) for r, g in zip(red, codes[:, 1])]
-    blue = [zigzag(b - r) for r, b in zip(red, codes[:, 2])]
+    green, blue = (zigzag(codes[:, c] - red).astype(np.int64) for c in (1, 2))
     bits = model_bits(red, [p // 16 for p in previous(red, alphabet // 2)], alphabet)
     bits += model_bits(green, [int(r) // 32 for r in red], 2 * alphabet)
     return bits + model_bits(
-        blue, [(int(r) // 32, min(g, 15) // 2) for r, g in zip(red, green)], 2 * alphabet
+        blue, [(int(r) // 32, min(int(g), 15) // 2) for r, g in zip(red, green)], 2 * alphabet
     )
 
 
 def sh_bands_bits(streams: Sequence[np.ndarray], fields: Mapping) -> float:
+    if not streams:  # SH degree 0: nothing stored
+        return 0.0
     degree, *bands = streams
-    bits = model_bits(degree, previous(degree), len(bands) + 1) if bands else 0.0
+    bits = model_bits(degree, previous(degree), len(bands) + 1)
     for band in bands:
         if band.shape[0] == 0:
             continue
