@@ -7,7 +7,7 @@ import torch
 
 from nerfstudio_trim.core.quantize.gaussians import CodecSettings, fake_quantize_gaussians, quantize_gaussians
 from nerfstudio_trim.core.quantize.positions import MAX_LEVEL, levels_of, quantize_positions
-from nerfstudio_trim.core.quantize.rotations import quantize_rotations
+from nerfstudio_trim.core.quantize.rotations import SmallestThree, quantize_rotations
 from nerfstudio_trim.core.quantize.sh_bands import largest_code, quantize_bands
 from nerfstudio_trim.core.quantize.uniform import channel_range, quantize_levels, quantize_step
 
@@ -79,6 +79,22 @@ def test_identity_rotation_is_exact_in_its_largest_component():
     q = quantize_rotations(torch.tensor([[2.0, 0.0, 0.0, 0.0], [0.0, 0.0, -3.0, 0.0]]), 8)
     decoded = q.dequantize()
     assert q.largest.tolist() == [0, 2] and float(rotation_angle(decoded, torch.tensor([[1.0, 0, 0, 0], [0, 0, 1.0, 0]])).max()) < 0.01
+
+
+def test_the_largest_rotation_component_is_the_correctly_rounded_square_root():
+    """Every 7-bit code triple decodes as docs/format.md says, each float32 operation correctly rounded: numpy's
+    float32 arithmetic is the reference (torch's float32 sqrt on the CPU is sometimes one unit off)."""
+    import numpy as np
+
+    grid = torch.cartesian_prod(*[torch.arange(128)] * 3)
+    decoded = SmallestThree(torch.zeros(grid.shape[0], dtype=torch.int64), grid, 7).dequantize()
+    v = (grid.numpy().astype(np.float32) * np.float32(2 / 127) - np.float32(1)) * np.float32(1 / math.sqrt(2))
+    squares = (v[:, 0] * v[:, 0] + v[:, 1] * v[:, 1]) + v[:, 2] * v[:, 2]
+    expected = np.sqrt(np.maximum(np.float32(0), np.float32(1) - squares))
+    assert expected.dtype == np.float32 and np.array_equal(decoded[:, 0].numpy(), expected)
+    assert np.array_equal(decoded[:, 1:].numpy(), v)
+    one = SmallestThree(torch.tensor([2]), torch.tensor([[72, 40, 23]]), 7).dequantize()
+    assert one[0, 2].item() == 0.8480392098426819  # sqrt(0.71917045...) = 0.84803918..., nearer this float32 than 0.84803915
 
 
 def test_positions_err_at_most_half_the_precision_of_each_gaussians_size_anywhere():

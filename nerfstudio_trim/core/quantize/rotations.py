@@ -25,11 +25,14 @@ class SmallestThree:
 
     def dequantize(self) -> Tensor:
         """[N, 4] float32 unit quaternions (w, x, y, z), each operation in float32 in the order written:
-        v = (float32(code) * (2 / (2^bits - 1)) - 1) * (1 / sqrt 2); largest = sqrt(max(0, 1 - (v0*v0 + v1*v1 + v2*v2)))."""
+        v = (float32(code) * (2 / (2^bits - 1)) - 1) * (1 / sqrt 2); largest = sqrt(max(0, 1 - (v0*v0 + v1*v1 + v2*v2))),
+        the square root correctly rounded (IEEE 754), as a decoder in any language computes it."""
         levels = 2**self.bits - 1
         v = (self.codes.to(torch.float32) * torch.tensor(2.0 / levels) - 1.0) * torch.tensor(HALF_SQRT2)
         v0, v1, v2 = v.unbind(-1)
-        largest = torch.sqrt(torch.clamp(1.0 - ((v0 * v0 + v1 * v1) + v2 * v2), min=0.0))
+        # torch's float32 sqrt on the CPU can be one unit in the last place off; the float64 square root of a
+        # float32 value, rounded to float32, is the correctly rounded float32 one.
+        largest = torch.sqrt(torch.clamp(1.0 - ((v0 * v0 + v1 * v1) + v2 * v2), min=0.0).to(torch.float64)).to(torch.float32)
         count = self.largest.shape[0]
         slots = torch.arange(4, device=v.device)[None, :]
         others = slots - (slots > self.largest[:, None]).to(torch.int64)  # which of the three each slot takes
