@@ -40,9 +40,10 @@ RESULTS = Path(__file__).parent / "results" / "fuzz_reader.json"
 
 
 def seeds() -> Dict[str, bytes]:
-    files = {"2.0-sh3": encode(scene_of(300, 3)), "2.0-sh0": encode(scene_of(200, 0, seed=4)), "2.0-empty": encode(scene_of(0, 3))}
-    for path in sorted((REPO / "tests" / "data" / "format1").glob("*.nstrim")):
-        files[f"1.0-{path.stem}"] = path.read_bytes()
+    files = {"2.1-sh3": encode(scene_of(300, 3)), "2.1-sh0": encode(scene_of(200, 0, seed=4)), "2.1-empty": encode(scene_of(0, 3))}
+    for version in ("2", "1"):
+        for path in sorted((REPO / "tests" / "data" / f"format{version}").glob("*.nstrim")):
+            files[f"{version}.0-{path.stem}"] = path.read_bytes()
     return files
 
 

@@ -1,5 +1,5 @@
-"""The .nstrim file: exact round trips of format 2.0, 1.0 files decoded unchanged, every corruption refused
-with one clear error, before anything is allocated or read that the checks have not bounded."""
+"""The .nstrim file: exact round trips of format 2.1, 2.0 and 1.0 files decoded unchanged, every corruption
+refused with one clear error, before anything is allocated or read that the checks have not bounded."""
 
 import hashlib
 import io
@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from nerfstudio_trim.core.codec import container
+from nerfstudio_trim.core.codec.attributes import pack_bits, unpack_bits
 from nerfstudio_trim.core.codec.container import FormatError, Limits, open_container
 from nerfstudio_trim.core.codec.morton import morton_codes, morton_order
 from nerfstudio_trim.core.codec.nstrim import attribute_rows, decode, encode, read_file, read_file_with_header
@@ -22,6 +23,9 @@ from nerfstudio_trim.errors import TrimError
 from tests.test_quantize import random_params
 
 FORMAT1 = Path(__file__).parent / "data" / "format1"
+FORMAT2 = Path(__file__).parent / "data" / "format2"
+ENCODINGS_2_0 = {"means": "scale-grid", "features_dc": "levels", "features_rest": "sh-bands"}
+ENCODINGS_2_1 = {"means": "scale-grid-bits", "features_dc": "levels-green-differences", "features_rest": "sh-bands-by-coefficient"}
 
 
 def scene_of(n: int, degree: int = 3, seed: int = 0, settings: CodecSettings = CodecSettings()) -> SplatScene:
@@ -70,16 +74,49 @@ def test_large_round_trip_frame_and_far_scene():
     assert decoded.dataparser_scale == scene.dataparser_scale
 
 
-@pytest.mark.parametrize("path", sorted(FORMAT1.glob("*.nstrim")), ids=lambda p: p.stem)
-def test_format_1_files_decode_unchanged(path):
-    header, scene = read_file_with_header(path)
-    expected = np.load(path.with_suffix(".decoded.npz"), allow_pickle=False)
+def assert_decodes_to(scene: SplatScene, expected_path: Path) -> None:
+    """``scene`` dequantizes exactly to the float32 arrays saved in ``expected_path`` (an .npz)."""
+    expected = np.load(expected_path, allow_pickle=False)
     decoded = scene.gaussians.dequantize()
-    assert header["version"] == (1, 0) and set(decoded) == set(expected.files)
+    assert set(decoded) == set(expected.files)
     for name in expected.files:
         assert decoded[name].dtype == torch.float32 and np.array_equal(decoded[name].numpy(), expected[name]), name
     assert scene.dataparser_scale == 0.3125 and scene.background == (0.1, 0.2, 0.3)
+
+
+@pytest.mark.parametrize("path", sorted(FORMAT1.glob("*.nstrim")), ids=lambda p: p.stem)
+def test_format_1_files_decode_unchanged(path):
+    header, scene = read_file_with_header(path)
+    assert header["version"] == (1, 0)
+    assert_decodes_to(scene, path.with_suffix(".decoded.npz"))
     assert [row[0] for row in attribute_rows(header)] == ["means", "scales", "quats", "opacities", "features_dc", "features_rest"]
+
+
+@pytest.mark.parametrize("path", sorted(FORMAT2.glob("*.nstrim")), ids=lambda p: p.stem)
+def test_format_2_0_files_decode_unchanged_and_are_written_again_as_2_1(path):
+    header, scene = read_file_with_header(path)
+    assert header["version"] == (2, 0)
+    assert {entry["name"]: entry["encoding"] for entry in header["attributes"] if entry["name"] in ENCODINGS_2_0} == ENCODINGS_2_0
+    assert_decodes_to(scene, path.with_suffix(".decoded.npz"))
+    data = encode(scene)
+    major, minor, new_header, _ = parts(data)
+    assert (major, minor) == (2, 1)
+    assert {entry["name"]: entry["encoding"] for entry in new_header["attributes"] if entry["name"] in ENCODINGS_2_1} == ENCODINGS_2_1
+    assert_decodes_to(decode(data), path.with_suffix(".decoded.npz"))
+
+
+def test_bits_are_packed_most_significant_first_and_unpacked_exactly():
+    assert pack_bits(np.array([5, 1, 0, 2]), np.array([3, 1, 0, 3])).tolist() == [0b10110100]
+    assert pack_bits(np.array([0x1FF]), np.array([9])).tolist() == [0xFF, 0x80]
+    rng = np.random.default_rng(0)
+    widths = rng.integers(0, 41, 5000)
+    values = rng.integers(0, 2**40, 5000) & ((1 << widths) - 1)
+    packed = pack_bits(values, widths)
+    assert packed.dtype == np.uint8 and packed.size == -(-int(widths.sum()) // 8)
+    assert np.array_equal(unpack_bits(packed, widths, "x"), values)
+    assert unpack_bits(np.zeros(0, np.uint8), np.zeros(0, np.int64), "x").size == 0
+    with pytest.raises(FormatError, match="x: the padding after the last value is not zero"):
+        unpack_bits(np.array([0b10110101], np.uint8), np.array([3, 1, 0, 3]), "x")
 
 
 def test_morton_codes_interleave_axes_and_order_neighbours():
@@ -148,7 +185,7 @@ def attribute(header, name):
         (lambda d: flip(d, container.PREAMBLES[2].size + 5), "checksum mismatch"),  # in the header
         (lambda d: b"PK\x03\x04" + d[4:], "wrong magic"),
         (lambda d: b"", "wrong magic"),
-        (lambda d: repack(d, major=3), r"format version 3\.0 is not supported.*newer"),
+        (lambda d: repack(d, major=3), r"format version 3\.1 is not supported.*newer"),
         (lambda d: repack(d, lambda h: h.update(count=10**12)), "declares 1,000,000,000,000 Gaussians"),
         (lambda d: d + b"\x00garbage", "unexpected bytes after"),
         (lambda d: repack(d, lambda h: h.update(count=501)), "decompressed size does not match"),
@@ -178,6 +215,8 @@ def attribute(header, name):
         (lambda d: repack(d, lambda h: attribute(h, "means")["streams"].append({"dtype": "uint8", "bytes": 0})), "another number of streams"),
         (lambda d: repack(d, lambda h: attribute(h, "scales")["streams"][0].update(dtype="float64")), "dtype must be one of"),
         (lambda d: repack(d, lambda h: h.update(compression="zstd")), "compression must be one of"),
+        (lambda d: repack(d, lambda h: attribute(h, "features_dc").update(encoding="levels-blue")), r"attributes\[4\]\.encoding must be one of"),
+        (lambda d: repack(d, lambda h: attribute(h, "means").update(encoding="scale-grid")), "means.fine: decompressed size"),
         (lambda d: repack(d, payload=b"\xfd7zXZ" + bytes(100)), "add up to"),
     ],
 )
@@ -204,18 +243,31 @@ def test_a_corrupted_stream_with_valid_checksums_is_refused(good):
         decode(repack(good, payload=bytes(payload)))
 
 
-def test_codes_out_of_range_are_refused(good):
-    """A crafted stream (valid xz, valid checksums) whose codes exceed what the header allows."""
-    from nerfstudio_trim.core.codec.streams import column_bytes, deflate
+def forge(good: bytes, name: str, index: int, values: np.ndarray) -> bytes:
+    """``good`` with stream ``index`` of attribute ``name`` replaced by ``values`` (valid xz, valid checksums)."""
+    from nerfstudio_trim.core.codec.streams import column_bytes, deflate, smallest_unsigned
 
-    header, payload, offsets = stream_offsets(good)
-    start, stream = offsets[("features_rest", 0)]  # the SH degree per Gaussian, at most 3
-    degrees = np.full(500, 7, dtype=np.uint8)
-    replacement = deflate(column_bytes(degrees))
+    _, payload, offsets = stream_offsets(good)
+    start, stream = offsets[(name, index)]
+    dtype = smallest_unsigned(values)
+    replacement = deflate(column_bytes(values.astype(dtype)))
     new_payload = bytes(payload[:start]) + replacement + bytes(payload[start + stream["bytes"] :])
-    forged = repack(good, lambda h: attribute(h, "features_rest")["streams"][0].update(bytes=len(replacement)), payload=new_payload)
+    return repack(good, lambda h: attribute(h, name)["streams"][index].update(bytes=len(replacement), dtype=dtype), payload=new_payload)
+
+
+def test_codes_out_of_range_are_refused(good):
+    """Crafted streams (valid xz, valid checksums) whose codes exceed what the header allows."""
     with pytest.raises(FormatError, match="features_rest.degrees: a code exceeds 3"):
-        decode(forged)
+        decode(forge(good, "features_rest", 0, np.full(500, 7)))  # the SH degree per Gaussian, at most 3
+    colour = np.zeros((500, 3), dtype=np.int64)  # 8 bits: green 0-255, red and blue zig-zag differences from it
+    colour[:, 1] = 255
+    decode(forge(good, "features_dc", 0, colour))
+    for channel, code, message in ((1, 256, "features_dc: a code exceeds 255"), (0, 2, "a channel's code falls outside 0 to 255"),
+                                   (2, 511, "features_dc: a code exceeds 510")):  # fmt: skip
+        forged = colour.copy()
+        forged[7, channel] = code
+        with pytest.raises(FormatError, match=message):
+            decode(forge(good, "features_dc", 0, forged))
 
 
 def test_limits_are_checked_before_parsing_and_allocating(good):

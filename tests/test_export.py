@@ -203,7 +203,7 @@ def test_export_into_an_unwritable_place_fails_before_loading(trim_run, tmp_path
 @pytest.mark.parametrize(
     "corrupt, message, command",
     [(lambda d: d[:-10], "truncated", "info"), (lambda d: d[:-1] + bytes([d[-1] ^ 1]), "checksum mismatch", "decode"),
-     (lambda d: b"garbage!" + d[8:], "wrong magic", "eval"), (lambda d: repack(d, major=3), "format version 3.0", "info"),
+     (lambda d: b"garbage!" + d[8:], "wrong magic", "eval"), (lambda d: repack(d, major=3), "format version 3.1", "info"),
      (lambda d: repack(d, lambda h: h.update(count=10**12)), "declares 1,000,000,000,000 Gaussians", "decode"),
      (lambda d: d + b"trailing", "unexpected bytes after", "info")],
 )  # fmt: skip

@@ -18,10 +18,12 @@ from tests.test_codec import scene_of
 
 MUTATIONS = 120
 MEMORY = Limits(max_memory_bytes=256 * 2**20)
+DATA = Path(__file__).parent / "data"
 SEEDS = {
-    "2.0-sh3": lambda: encode(scene_of(300, 3)),
-    "2.0-sh0": lambda: encode(scene_of(200, 0, seed=4)),
-    **{f"1.0-{p.stem}": (lambda p=p: p.read_bytes()) for p in sorted((Path(__file__).parent / "data" / "format1").glob("sh*.nstrim"))},
+    "2.1-sh3": lambda: encode(scene_of(300, 3)),
+    "2.1-sh0": lambda: encode(scene_of(200, 0, seed=4)),
+    **{f"2.0-{p.stem}": (lambda p=p: p.read_bytes()) for p in sorted((DATA / "format2").glob("sh[03]-default.nstrim"))},
+    **{f"1.0-{p.stem}": (lambda p=p: p.read_bytes()) for p in sorted((DATA / "format1").glob("sh*.nstrim"))},
 }
 
 

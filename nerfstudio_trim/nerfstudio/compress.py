@@ -282,7 +282,7 @@ class Compress:
     """SH compaction after each round (with --data): each Gaussian keeps the lowest SH degree whose colours
     towards the training cameras stay within this tolerance (0-1 colour units). None: off."""
     codec: CodecSettings = field(default_factory=CodecSettings)
-    """How the file quantizes each attribute (format 2.0)."""
+    """How the file quantizes each attribute (format 2.x)."""
     ply: bool = False
     """Also write the compressed scene, decoded, as a standard 3DGS PLY (scene.ply)."""
     device: Literal["cpu", "cuda"] = "cuda" if torch.cuda.is_available() else "cpu"

@@ -46,7 +46,7 @@ class TrimConfig(LoadsOlderConfigs, TrimSchedule):
     quantize: bool = True
     """Quantization-aware fine-tuning: render through the quantization the exported file stores (codec)."""
     codec: CodecSettings = field(default_factory=CodecSettings)
-    """How the exported file quantizes each attribute (format 2.0), which quantization-aware fine-tuning
+    """How the exported file quantizes each attribute (format 2.x), which quantization-aware fine-tuning
     trains through."""
     sh_compaction_tolerance: Optional[float] = 1.0 / 255
     """SH compaction after each pruning round: each Gaussian gets the lowest SH degree that keeps its colours

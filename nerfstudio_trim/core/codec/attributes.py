@@ -1,4 +1,4 @@
-"""Format 2.0's attribute codecs, one table: for each attribute, its header fields (schema), how its codes
+"""Format 2.x's attribute codecs, one table: for each attribute, its header fields (schema), how its codes
 become streams, and how streams and header fields become codes again.
 
 Attributes are written and read in table order; a later attribute may use an earlier one's codes (the
@@ -6,6 +6,10 @@ positions' grid levels come from the scale codes). Every stream is an array of n
 (signed codes zig-zag mapped) stored by ``core.codec.streams``; its element count follows from the count
 of Gaussians and earlier streams, so a reader knows each stream's size before decompressing it, and every
 decoded code is range-checked before use.
+
+An attribute's ``encoding`` field names how its codes are laid out in streams. The writer uses the latest
+(format 2.1); the reader also reads the ones format 2.0 wrote (``scale-grid``, ``levels`` for the colour,
+``sh-bands``), and a reader that predates an encoding refuses the file by its name.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ class ReadContext:
 
 @dataclass(frozen=True)
 class AttributeCodec:
-    """One attribute of format 2.0 (see the module docstring)."""
+    """One attribute of format 2.x (see the module docstring)."""
 
     name: str
     fields: Mapping[str, Schema]
@@ -97,8 +101,8 @@ def _read_levels(fields: Dict[str, Any], streams: StreamSource, count: int, chan
     return UniformCodes(_tensor(codes), _float32(fields["low"], (channels,)), _float32(fields["step"], (channels,)), fields["bits"])
 
 
-def _levels_fields(channels: int, encoding: str) -> Dict[str, Schema]:
-    return {"encoding": Str(choices=(encoding,)), "bits": Int(1, 16), "low": Array(Float(), length=channels),
+def _levels_fields(channels: int, *encodings: str) -> Dict[str, Schema]:
+    return {"encoding": Str(choices=encodings), "bits": Int(1, 16), "low": Array(Float(), length=channels),
             "step": Array(Float(0.0), length=channels)}  # fmt: skip
 
 
@@ -126,7 +130,7 @@ def _read_quats(fields: Dict[str, Any], streams: StreamSource, context: ReadCont
     return SmallestThree(_tensor(largest), _tensor(codes), fields["bits"])
 
 
-# -- means: per-Gaussian grids, coarse part as deltas in file order, fine part as it is ---------------------------
+# -- means: per-Gaussian grids, coarse part as deltas in file order, fine part in exactly its bits -------------
 
 def _estimated_bits(values: np.ndarray) -> float:
     """Zero-order entropy of ``values`` in bits, times their number."""
@@ -148,6 +152,44 @@ def _split_level(coordinates: np.ndarray, levels: np.ndarray) -> int:
     return min(candidates, key=cost)
 
 
+def pack_bits(values: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Non-negative ``values`` [M], each in its ``widths`` [M] bits (0-63), concatenated most significant bit
+    first and zero-padded to whole bytes: [ceil(sum(widths) / 8)] uint8."""
+    values, widths = values.astype(np.uint64).reshape(-1), widths.astype(np.int64).reshape(-1)
+    starts = np.cumsum(widths) - widths
+    bits = np.zeros(int(widths.sum()), dtype=np.uint8)
+    for k in range(int(widths.max()) if widths.size else 0):
+        has = widths > k
+        shift = (widths[has] - 1 - k).astype(np.uint64)
+        bits[starts[has] + k] = ((values[has] >> shift) & np.uint64(1)).astype(np.uint8)
+    return np.packbits(bits)
+
+
+def unpack_bits(data: np.ndarray, widths: np.ndarray, name: str) -> np.ndarray:
+    """Inverse of ``pack_bits``: [M] int64 values of ``widths`` [M] bits from ``data`` (uint8 of exactly the
+    packed length).
+
+    Raises:
+        FormatError: the padding bits after the last value are not zero.
+    """
+    widths = widths.astype(np.int64).reshape(-1)
+    total = int(widths.sum())
+    bits = np.unpackbits(data.astype(np.uint8))
+    if bits[total:].any():
+        raise FormatError(f"{name}: the padding after the last value is not zero")
+    starts = np.cumsum(widths) - widths
+    values = np.zeros(widths.size, dtype=np.int64)
+    for k in range(int(widths.max()) if widths.size else 0):
+        has = widths > k
+        values[has] |= bits[starts[has] + k].astype(np.int64) << (widths[has] - 1 - k)
+    return values
+
+
+def _fine_widths(levels: np.ndarray, split: int) -> np.ndarray:
+    """[N, 3] bits of each coordinate's fine part: the levels between the Gaussian's own and the split."""
+    return np.repeat(np.maximum(split - levels, 0)[:, None], 3, axis=1)
+
+
 def _write_means(g: QuantizedGaussians) -> Tuple[Dict[str, Any], List[np.ndarray]]:
     means = g.means
     coordinates, levels = _numpy(means.coordinates), _numpy(means.levels)
@@ -155,9 +197,9 @@ def _write_means(g: QuantizedGaussians) -> Tuple[Dict[str, Any], List[np.ndarray
     coarse = coordinates >> split
     deltas = np.diff(coarse, axis=0, prepend=np.zeros((1, 3), dtype=np.int64))
     fine = (coordinates & ((1 << split) - 1)) >> np.minimum(levels, split)[:, None]
-    fields = {"encoding": "scale-grid", "origin": _floats(means.origin), "base_step": means.base_step,
+    fields = {"encoding": "scale-grid-bits", "origin": _floats(means.origin), "base_step": means.base_step,
               "level_offset": means.level_offset, "level_divisor": means.level_divisor, "split": split}  # fmt: skip
-    return fields, [zigzag(deltas), fine]
+    return fields, [zigzag(deltas), pack_bits(fine, _fine_widths(levels, split))]
 
 
 def _read_means(fields: Dict[str, Any], streams: StreamSource, context: ReadContext) -> ScaleGridPositions:
@@ -168,15 +210,42 @@ def _read_means(fields: Dict[str, Any], streams: StreamSource, context: ReadCont
     coarse = np.cumsum(deltas, axis=0) if count else deltas
     if count and (int(coarse.min()) < 0 or int(coarse.max()) >= 2 ** (GRID_BITS - split)):
         raise FormatError(f"means: a coordinate lies outside the {GRID_BITS}-bit grid")
-    fine = streams.take("means.fine", (count, 3), 2**split - 1)
-    if count and bool((fine >> np.maximum(split - levels, 0)[:, None]).any()):
-        raise FormatError("means: a fine coordinate has more bits than its Gaussian's level allows")
+    if fields["encoding"] == "scale-grid-bits":
+        widths = _fine_widths(levels, split)
+        packed = streams.take("means.fine", (-(-int(widths.sum()) // 8),), 255)
+        fine = unpack_bits(packed, widths, "means.fine").reshape(count, 3)
+    else:  # "scale-grid" (format 2.0): the fine part as integers
+        fine = streams.take("means.fine", (count, 3), 2**split - 1)
+        if count and bool((fine >> np.maximum(split - levels, 0)[:, None]).any()):
+            raise FormatError("means: a fine coordinate has more bits than its Gaussian's level allows")
     coordinates = (coarse << split) | (fine << np.minimum(levels, split)[:, None])
     return ScaleGridPositions(_tensor(coordinates), _tensor(levels), _float32(fields["origin"], (3,)),
                               fields["base_step"], fields["level_offset"], fields["level_divisor"])  # fmt: skip
 
 
-# -- features_rest: signed codes per band, a degree per Gaussian ---------------------------------------------------
+# -- features_dc: levels per channel, red and blue as differences from green ---------------------------------------
+
+def _write_colour(g: QuantizedGaussians) -> Tuple[Dict[str, Any], List[np.ndarray]]:
+    fields, [codes] = _write_levels(g.features_dc, "levels-green-differences")
+    green = codes[:, 1:2]
+    return fields, [np.concatenate([zigzag(codes[:, :1] - green), green, zigzag(codes[:, 2:] - green)], axis=1)]
+
+
+def _read_colour(fields: Dict[str, Any], streams: StreamSource, context: ReadContext) -> UniformCodes:
+    if fields["encoding"] == "levels":  # format 2.0: the three channels as they are
+        return _read_levels(fields, streams, context.count, 3, "features_dc")
+    largest = 2 ** fields["bits"] - 1
+    stored = streams.take("features_dc", (context.count, 3), 2 * largest)
+    green = stored[:, 1:2]
+    if int(green.max(initial=0)) > largest:
+        raise FormatError(f"features_dc: a code exceeds {largest:,}")
+    codes = np.concatenate([green + unzigzag(stored[:, :1]), green, green + unzigzag(stored[:, 2:])], axis=1)
+    if codes.size and (int(codes.min()) < 0 or int(codes.max()) > largest):
+        raise FormatError(f"features_dc: a channel's code falls outside 0 to {largest:,}")
+    return UniformCodes(_tensor(codes), _float32(fields["low"], (3,)), _float32(fields["step"], (3,)), fields["bits"])
+
+
+# -- features_rest: signed codes per band, a degree per Gaussian, each band coefficient by coefficient --------------
 
 def _write_rest(g: QuantizedGaussians) -> Tuple[Dict[str, Any], List[np.ndarray]]:
     rest = g.features_rest
@@ -184,8 +253,8 @@ def _write_rest(g: QuantizedGaussians) -> Tuple[Dict[str, Any], List[np.ndarray]
     steps = rest.steps.detach().to(torch.float32).cpu().tolist()
     streams = [degrees] if rest.bits else []
     for band, (start, end) in enumerate(band_slices(len(rest.bits)), start=1):
-        streams.append(zigzag(codes[degrees >= band, start:end]))
-    return {"encoding": "sh-bands", "bits": list(rest.bits), "steps": steps}, streams
+        streams.append(zigzag(codes[degrees >= band, start:end].transpose(1, 0, 2).reshape(-1)))
+    return {"encoding": "sh-bands-by-coefficient", "bits": list(rest.bits), "steps": steps}, streams
 
 
 def _read_rest(fields: Dict[str, Any], streams: StreamSource, context: ReadContext) -> BandCodes:
@@ -197,9 +266,13 @@ def _read_rest(fields: Dict[str, Any], streams: StreamSource, context: ReadConte
     if degree:
         degrees = streams.take("features_rest.degrees", (count,), degree)
         for band, (start, end) in enumerate(band_slices(degree), start=1):
-            selected = degrees >= band
-            largest = largest_code(bits[band - 1])
-            band_codes = streams.take(f"features_rest.band{band}", (int(selected.sum()), end - start, 3), 2 * largest)
+            selected, name = degrees >= band, f"features_rest.band{band}"
+            largest, shape = largest_code(bits[band - 1]), (int(selected.sum()), end - start, 3)
+            if fields["encoding"] == "sh-bands-by-coefficient":
+                stored = streams.take(name, (shape[0] * shape[1] * 3,), 2 * largest)
+                band_codes = stored.reshape(shape[1], shape[0], 3).transpose(1, 0, 2)
+            else:  # "sh-bands" (format 2.0): Gaussian by Gaussian, stored column by column
+                band_codes = streams.take(name, shape, 2 * largest)
             codes[selected, start:end] = unzigzag(band_codes)
     steps = _float32([value for row in fields["steps"] for value in row], (sh_coefficients(degree), 3))
     return BandCodes(_tensor(codes), steps, tuple(bits))
@@ -222,19 +295,18 @@ ATTRIBUTES: Tuple[AttributeCodec, ...] = (
     ),
     AttributeCodec(
         "means",
-        {"encoding": Str(choices=("scale-grid",)), "origin": Array(Float(), length=3), "base_step": Float(1e-30),
+        {"encoding": Str(choices=("scale-grid-bits", "scale-grid")), "origin": Array(Float(), length=3), "base_step": Float(1e-30),
          "level_offset": Int(-(2**40), 2**40), "level_divisor": Int(1, 2**20), "split": Int(0, MAX_LEVEL)},
         write=_write_means, read=_read_means, describe=lambda f: "grid of each Gaussian's size, coarse part delta-coded",
     ),  # fmt: skip
     AttributeCodec(
-        "features_dc", _levels_fields(3, "levels"),
-        write=lambda g: _write_levels(g.features_dc, "levels"),
-        read=lambda f, s, c: _read_levels(f, s, c.count, 3, "features_dc"),
-        describe=lambda f: f"{f['bits']} bits per channel",
+        "features_dc", _levels_fields(3, "levels-green-differences", "levels"),
+        write=_write_colour, read=_read_colour,
+        describe=lambda f: f"{f['bits']} bits per channel" + (", red and blue from green" if f["encoding"] != "levels" else ""),
     ),
     AttributeCodec(
         "features_rest",
-        {"encoding": Str(choices=("sh-bands",)), "bits": Array(Int(1, 8), max_length=3),
+        {"encoding": Str(choices=("sh-bands-by-coefficient", "sh-bands")), "bits": Array(Int(1, 8), max_length=3),
          "steps": Array(Array(Float(0.0), length=3), max_length=15)},
         write=_write_rest, read=_read_rest,
         describe=lambda f: "degree per Gaussian, bands of " + "/".join(map(str, f["bits"])) + " bits" if f["bits"] else "none",

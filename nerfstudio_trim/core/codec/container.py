@@ -30,7 +30,7 @@ PREAMBLES = {
     1: struct.Struct("<8sHHIQ32s"),  # ..., header bytes, payload bytes, sha256(header + payload)
     2: struct.Struct("<8sHHIQ32s32s"),  # ..., header bytes, payload bytes, sha256(header), sha256(payload)
 }
-LATEST = (2, 0)
+LATEST = (2, 1)
 
 
 class FormatError(TrimError):

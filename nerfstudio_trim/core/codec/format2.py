@@ -1,4 +1,4 @@
-"""Format 2.0 (specification: docs/format.md): the header schema, and a scene's codes to bytes and back.
+"""Format 2.x (specification: docs/format.md): the header schema, and a scene's codes to bytes and back.
 
 The payload holds each attribute's streams (``core.codec.attributes``), in table order, Gaussians in Morton
 order of their decoded positions. Reading checks the header against ``HEADER`` and the memory the decode
@@ -46,14 +46,14 @@ def values_per_gaussian(sh_degree: int) -> int:
 
 
 def encode(scene: SplatScene) -> bytes:
-    """The file's bytes for ``scene`` (its ``gaussians`` a format-2.0 ``QuantizedGaussians``).
+    """The file's bytes for ``scene`` (its ``gaussians`` a format-2.x ``QuantizedGaussians``).
 
     Raises:
         FormatError: the scene does not fit the format (SH degree, non-finite side values).
     """
     g = scene.gaussians
     if not isinstance(g, QuantizedGaussians):
-        raise FormatError("format 2.0 writes Gaussians quantized by core.quantize.gaussians")
+        raise FormatError("format 2.x writes Gaussians quantized by core.quantize.gaussians")
     if not 0 <= scene.sh_degree <= MAX_SH_DEGREE or g.features_rest.codes.shape[1] != sh_coefficients(scene.sh_degree):
         raise FormatError(f"features_rest {tuple(g.features_rest.codes.shape)} does not match SH degree {scene.sh_degree}")
     ordered = g.reordered(morton_order(g.means.dequantize()))

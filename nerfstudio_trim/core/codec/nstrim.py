@@ -1,6 +1,6 @@
-"""The compressed scene file, ``.nstrim`` (specification: docs/format.md): written as format 2.0, read as 2.x or 1.x.
+"""The compressed scene file, ``.nstrim`` (specification: docs/format.md): written as format 2.1, read as 2.x or 1.x.
 
-    data = encode(scene)                       # format 2.0 bytes of a SplatScene of quantize_gaussians codes
+    data = encode(scene)                       # format 2.1 bytes of a SplatScene of quantize_gaussians codes
     header, scene = read_file_with_header(path, Limits(max_memory_bytes=...))
 
 Reading is bounded: preamble and header are read and checked (exact header schema, limits, the memory the

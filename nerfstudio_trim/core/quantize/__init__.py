@@ -1,4 +1,4 @@
-"""What the file stores: one quantizer per Gaussian attribute (format 2.0), their settings, and SH compaction.
+"""What the file stores: one quantizer per Gaussian attribute (format 2.x), their settings, and SH compaction.
 
 Each quantizer maps float parameters to integer codes plus a few float32 side values, and back with one
 fixed float32 expression; ``quantize_gaussians`` applies all of them as the file does, and

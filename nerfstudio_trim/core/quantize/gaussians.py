@@ -1,4 +1,4 @@
-"""All six splatfacto parameter groups as format 2.0 stores them, and their straight-through twin.
+"""All six splatfacto parameter groups as format 2.x stores them, and their straight-through twin.
 
 ``quantize_gaussians(params, settings)`` is what ``ns-export trimmed-splat`` writes;
 ``fake_quantize_gaussians(params, settings)`` is ``quantize_gaussians(...).dequantize()`` with gradients
@@ -33,7 +33,7 @@ OPACITY_LOGIT_LIMIT = 12.0
 
 @dataclass(frozen=True)
 class CodecSettings:
-    """How each attribute is quantized in the file (format 2.0); defaults measured in benchmarks/RESULTS.md."""
+    """How each attribute is quantized in the file (format 2.x); defaults measured in benchmarks/RESULTS.md."""
 
     position_precision: float = 0.1
     """Largest position step relative to each Gaussian's size (geometric mean of its scales); the error is
@@ -77,7 +77,7 @@ class CodecSettings:
 
 @dataclass
 class QuantizedGaussians:
-    """The six parameter groups as integer codes with their float32 side values (format 2.0)."""
+    """The six parameter groups as integer codes with their float32 side values (format 2.x)."""
 
     opacities: UniformCodes  # [N, 1] logits
     scales: UniformCodes  # [N, 3] log scales, one grid for all axes
