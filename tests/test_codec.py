@@ -13,6 +13,7 @@ import torch
 
 from nerfstudio_trim.core.codec import container
 from nerfstudio_trim.core.codec.attributes import pack_bits, unpack_bits
+from nerfstudio_trim.core.codec.streams import zigzag
 from nerfstudio_trim.core.codec.container import FormatError, Limits, open_container
 from nerfstudio_trim.core.codec.morton import morton_codes, morton_order
 from nerfstudio_trim.core.codec.nstrim import attribute_rows, decode, encode, read_file, read_file_with_header
@@ -25,7 +26,7 @@ from tests.test_quantize import random_params
 FORMAT1 = Path(__file__).parent / "data" / "format1"
 FORMAT2 = Path(__file__).parent / "data" / "format2"
 ENCODINGS_2_0 = {"means": "scale-grid", "features_dc": "levels", "features_rest": "sh-bands"}
-ENCODINGS_2_1 = {"means": "scale-grid-bits", "features_dc": "levels-green-differences", "features_rest": "sh-bands-by-coefficient"}
+ENCODINGS_2_1 = {"means": "scale-grid-bits", "features_rest": "sh-bands-by-coefficient"}  # features_dc: either (see below)
 
 
 def scene_of(n: int, degree: int = 3, seed: int = 0, settings: CodecSettings = CodecSettings()) -> SplatScene:
@@ -103,6 +104,27 @@ def test_format_2_0_files_decode_unchanged_and_are_written_again_as_2_1(path):
     assert (major, minor) == (2, 1)
     assert {entry["name"]: entry["encoding"] for entry in new_header["attributes"] if entry["name"] in ENCODINGS_2_1} == ENCODINGS_2_1
     assert_decodes_to(decode(data), path.with_suffix(".decoded.npz"))
+
+
+@pytest.mark.parametrize("correlated", [True, False])
+def test_the_colour_is_stored_as_differences_from_green_where_that_is_smaller(correlated):
+    from nerfstudio_trim.core.codec.attributes import ATTRIBUTES
+    from nerfstudio_trim.core.codec.streams import column_bytes, deflate
+
+    params = random_params(3000, seed=3)
+    generator = torch.Generator().manual_seed(3)
+    grey = torch.rand(3000, 1, generator=generator) * 3 - 1.5
+    noise = torch.randn(3000, 3, generator=generator) * (0.02 if correlated else 1.0)
+    params["features_dc"] = grey + noise if correlated else noise
+    scene = SplatScene(quantize_gaussians(params), 3)
+    codes = scene.gaussians.features_dc.codes.numpy()
+    fields, [stream] = next(codec for codec in ATTRIBUTES if codec.name == "features_dc").write(scene.gaussians)
+    assert fields["encoding"] == ("levels-green-differences" if correlated else "levels")
+    green = codes[:, 1:2]
+    differences = np.concatenate([zigzag(codes[:, :1] - green), green, zigzag(codes[:, 2:] - green)], axis=1)
+    sizes = [len(deflate(column_bytes(a.astype(np.uint16)))) for a in (differences, codes)]
+    assert (sizes[0] < sizes[1]) == correlated and np.array_equal(stream, differences if correlated else codes)
+    assert_decodes_exactly(scene, decode(encode(scene)))
 
 
 def test_bits_are_packed_most_significant_first_and_unpacked_exactly():
@@ -243,8 +265,9 @@ def test_a_corrupted_stream_with_valid_checksums_is_refused(good):
         decode(repack(good, payload=bytes(payload)))
 
 
-def forge(good: bytes, name: str, index: int, values: np.ndarray) -> bytes:
-    """``good`` with stream ``index`` of attribute ``name`` replaced by ``values`` (valid xz, valid checksums)."""
+def forge(good: bytes, name: str, index: int, values: np.ndarray, **fields) -> bytes:
+    """``good`` with stream ``index`` of attribute ``name`` replaced by ``values`` and the attribute's ``fields``
+    set (valid xz, valid checksums)."""
     from nerfstudio_trim.core.codec.streams import column_bytes, deflate, smallest_unsigned
 
     _, payload, offsets = stream_offsets(good)
@@ -252,7 +275,12 @@ def forge(good: bytes, name: str, index: int, values: np.ndarray) -> bytes:
     dtype = smallest_unsigned(values)
     replacement = deflate(column_bytes(values.astype(dtype)))
     new_payload = bytes(payload[:start]) + replacement + bytes(payload[start + stream["bytes"] :])
-    return repack(good, lambda h: attribute(h, name)["streams"][index].update(bytes=len(replacement), dtype=dtype), payload=new_payload)
+
+    def change(header):
+        attribute(header, name).update(fields)
+        attribute(header, name)["streams"][index].update(bytes=len(replacement), dtype=dtype)
+
+    return repack(good, change, payload=new_payload)
 
 
 def test_codes_out_of_range_are_refused(good):
@@ -261,13 +289,14 @@ def test_codes_out_of_range_are_refused(good):
         decode(forge(good, "features_rest", 0, np.full(500, 7)))  # the SH degree per Gaussian, at most 3
     colour = np.zeros((500, 3), dtype=np.int64)  # 8 bits: green 0-255, red and blue zig-zag differences from it
     colour[:, 1] = 255
-    decode(forge(good, "features_dc", 0, colour))
+    differences = "levels-green-differences"
+    decode(forge(good, "features_dc", 0, colour, encoding=differences))
     for channel, code, message in ((1, 256, "features_dc: a code exceeds 255"), (0, 2, "a channel's code falls outside 0 to 255"),
                                    (2, 511, "features_dc: a code exceeds 510")):  # fmt: skip
         forged = colour.copy()
         forged[7, channel] = code
         with pytest.raises(FormatError, match=message):
-            decode(forge(good, "features_dc", 0, forged))
+            decode(forge(good, "features_dc", 0, forged, encoding=differences))
 
 
 def test_limits_are_checked_before_parsing_and_allocating(good):

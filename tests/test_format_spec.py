@@ -5,15 +5,15 @@ import hashlib
 import json
 import lzma
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from nerfstudio_trim.core.codec.nstrim import decode, encode
-from nerfstudio_trim.core.quantize.gaussians import CodecSettings
+from nerfstudio_trim.core.quantize.gaussians import CodecSettings, quantize_gaussians
 from tests.test_codec import FORMAT2, scene_of
+from tests.test_quantize import random_params
 
 F32 = np.float32
 
@@ -100,8 +100,20 @@ def spec_decode(data: bytes) -> dict:
     return out
 
 
+def grey_scene() -> bytes:
+    """A 2.1 file whose colours are near grey, so the writer stores red and blue as differences from green."""
+    scene = scene_of(300, 3, seed=8)
+    params = random_params(300, seed=8)
+    params["features_dc"] = params["features_dc"][:, :1] + 0.01 * params["features_dc"]
+    scene.gaussians = quantize_gaussians(params)
+    data = encode(scene)
+    assert b'"encoding":"levels-green-differences"' in data
+    return data
+
+
 SCENES = {
     "2.1-sh3": lambda: encode(scene_of(300, 3, seed=5)),
+    "2.1-sh3-grey": grey_scene,
     "2.1-sh1-fine": lambda: encode(scene_of(200, 1, seed=6, settings=CodecSettings(sh_bits=(8,), position_precision=0.01))),
     "2.1-sh0": lambda: encode(scene_of(150, 0, seed=7)),
     **{f"2.0-{path.stem}": (lambda path=path: path.read_bytes()) for path in sorted(FORMAT2.glob("*.nstrim"))},

@@ -7,8 +7,8 @@ positions' grid levels come from the scale codes). Every stream is an array of n
 of Gaussians and earlier streams, so a reader knows each stream's size before decompressing it, and every
 decoded code is range-checked before use.
 
-An attribute's ``encoding`` field names how its codes are laid out in streams. The writer uses the latest
-(format 2.1); the reader also reads the ones format 2.0 wrote (``scale-grid``, ``levels`` for the colour,
+An attribute's ``encoding`` field names how its codes are laid out in streams. The writer uses format 2.1's
+(for the colour, whichever of two codes smaller); the reader also reads the ones format 2.0 wrote (``scale-grid``, ``levels`` for the colour,
 ``sh-bands``), and a reader that predates an encoding refuses the file by its name.
 """
 
@@ -22,7 +22,7 @@ import torch
 
 from nerfstudio_trim.core.codec.container import FormatError
 from nerfstudio_trim.core.codec.schema import Array, Float, Int, Schema, Str
-from nerfstudio_trim.core.codec.streams import unzigzag, zigzag
+from nerfstudio_trim.core.codec.streams import column_bytes, deflate, smallest_unsigned, unzigzag, zigzag
 from nerfstudio_trim.core.quantize.gaussians import QuantizedGaussians
 from nerfstudio_trim.core.quantize.positions import GRID_BITS, MAX_LEVEL, ScaleGridPositions, levels_of
 from nerfstudio_trim.core.quantize.rotations import SmallestThree
@@ -223,12 +223,23 @@ def _read_means(fields: Dict[str, Any], streams: StreamSource, context: ReadCont
                               fields["base_step"], fields["level_offset"], fields["level_divisor"])  # fmt: skip
 
 
-# -- features_dc: levels per channel, red and blue as differences from green ---------------------------------------
+# -- features_dc: levels per channel, red and blue as differences from green where that codes smaller --------------
+
+def _xz_size(stream: np.ndarray) -> int:
+    """Bytes of ``stream`` as the file stores it (``core.codec.streams``)."""
+    return len(deflate(column_bytes(stream.astype(smallest_unsigned(stream)))))
+
 
 def _write_colour(g: QuantizedGaussians) -> Tuple[Dict[str, Any], List[np.ndarray]]:
-    fields, [codes] = _write_levels(g.features_dc, "levels-green-differences")
+    """Red and blue as differences from green (the channels of a colour move together: 0.3 bytes per Gaussian
+    less on trimmed SH-3 scenes), or the three channels as they are where that is smaller (an SH-degree-0
+    colour is a logit per channel, whose differences can cost more)."""
+    fields, [codes] = _write_levels(g.features_dc, "levels")
     green = codes[:, 1:2]
-    return fields, [np.concatenate([zigzag(codes[:, :1] - green), green, zigzag(codes[:, 2:] - green)], axis=1)]
+    differences = np.concatenate([zigzag(codes[:, :1] - green), green, zigzag(codes[:, 2:] - green)], axis=1)
+    if _xz_size(differences) < _xz_size(codes):
+        return {**fields, "encoding": "levels-green-differences"}, [differences]
+    return fields, [codes]
 
 
 def _read_colour(fields: Dict[str, Any], streams: StreamSource, context: ReadContext) -> UniformCodes:
@@ -297,7 +308,8 @@ ATTRIBUTES: Tuple[AttributeCodec, ...] = (
         "means",
         {"encoding": Str(choices=("scale-grid-bits", "scale-grid")), "origin": Array(Float(), length=3), "base_step": Float(1e-30),
          "level_offset": Int(-(2**40), 2**40), "level_divisor": Int(1, 2**20), "split": Int(0, MAX_LEVEL)},
-        write=_write_means, read=_read_means, describe=lambda f: "grid of each Gaussian's size, coarse part delta-coded",
+        write=_write_means, read=_read_means, describe=lambda f: "grid of each Gaussian's size, coarse part delta-coded"
+        + (", fine part in its bits" if f["encoding"] == "scale-grid-bits" else ""),
     ),  # fmt: skip
     AttributeCodec(
         "features_dc", _levels_fields(3, "levels-green-differences", "levels"),
