@@ -1,4 +1,4 @@
-"""Entropy coders on a format-2.0 file's own streams: xz (what the format uses), zstd (19, 22, 22 with long
+"""Entropy coders on a format-2.1 file's own streams: xz (what the format uses), zstd (19, 22, 22 with long
 mode) and an adaptive range coder (constriction, a model per column of each stream), bytes per attribute
 and encode/decode time; and, as a bound on what a better entropy model could save, the ideal code length of
 one context-modelling adaptive coder per attribute (``tools/context_models.py``: no coder, no timing). The

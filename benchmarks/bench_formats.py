@@ -3,13 +3,15 @@ decodes, encode and decode time, and a rate-distortion plot.
 
 The input is a trim run (``--run RUN/config.yml``, e.g. ``make demo``'s
 ``outputs/demo/trim/bench/splatfacto-trim/trimmed/config.yml``):
-- ``.nstrim`` 2.0 (ours): the run's exported file: ``--file``, else the one ``ns-trim bench`` exported from
+- ``.nstrim`` 2.1 (ours): the run's exported file: ``--file``, else the one ``ns-trim bench`` exported from
   the run (``OUT/export/scene.nstrim`` beside ``OUT/trim/``), else ``ns-trim export`` of the run (into a
   temporary folder). Encode time: the export's quantize + encode of the loaded model, in process; decode:
   parse + verify + decompress + dequantize;
-- ``.nstrim`` 1.0 (optional, ``--format1-file``): a file of the format-1.0 writer, e.g. the export of the
-  ablation's ``format-1.0`` row (``outputs/ablation/demo/format-1.0-0.5/export/scene.nstrim``): another trim
-  of the same scene, read only (no encoder in this tree), its own Gaussians;
+- older ``.nstrim`` files (optional, ``--older-file``, repeatable): a file an older writer wrote, read only (no
+  encoder for them in this tree): a 2.0 file of the same run (e.g. ``ns-trim bench``'s own export of it,
+  written before 2.1), or a 1.0 file, e.g. the export of the ablation's ``format-1.0`` row
+  (``outputs/ablation/demo/format-1.0-0.5/export/scene.nstrim``): another trim of the same scene, its own
+  Gaussians;
 - the seed method's coding (``tools/seed_coding.py``: SH coefficients on 8 bits over one range per tensor,
   the rest float16, LZMA), from the same float parameters as the formats below;
 - every other format starts from the run's float parameters as the model stores them
@@ -23,17 +25,17 @@ The input is a trim run (``--run RUN/config.yml``, e.g. ``make demo``'s
   - SPZ version 4 and PlayCanvas SOG through the npm ``@playcanvas/splat-transform`` CLI (pinned by the
     Makefile; ``SPLAT_TRANSFORM`` or its cached install), encode PLY -> SPZ/SOG and decode SPZ/SOG -> PLY;
     times are the CLI's wall clock, Node.js start-up included (measured and reported).
-- ``.nstrim`` 2.0 without one lever (one row each): the same parameters encoded post hoc with the run's codec
+- ``.nstrim`` 2.1 without one lever (one row each): the same parameters encoded post hoc with the run's codec
   settings but one attribute coded near-losslessly (positions at 1% of each Gaussian's size, log scales in
   steps of 0.005, 12-bit rotations, opacity and colour, SH bands on 8 bits without the smallest step): what
   that attribute's quantizer saves and what it costs. SH compaction and the entropy coder are measured
   elsewhere (``ablation.py``'s no-sh-compaction row, ``bench_entropy.py``).
 Without ``--run``, ``--file`` alone: the other formats start from the file's decoded parameters instead.
 Each decoded model is rendered on the CPU over the scene's eval views (``ns-trim eval``'s code, in the
-2.0 file's frame, background and rasterize mode; the 1.0 file in its own): PSNR, SSIM. A tool that cannot
+2.x file's frame, background and rasterize mode; the 1.0 file in its own): PSNR, SSIM. A tool that cannot
 run here gets a row saying so.
 
-    python benchmarks/bench_formats.py --run RUN/config.yml [--file scene.nstrim] [--format1-file F.nstrim]
+    python benchmarks/bench_formats.py --run RUN/config.yml [--file scene.nstrim] [--older-file F.nstrim ...]
         [--data demo/scene]
 
 Results: benchmarks/results/formats.json, formats.png (bytes per Gaussian, log scale, against PSNR: every
@@ -49,6 +51,7 @@ import json
 import os
 import platform
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -73,7 +76,7 @@ RESULTS = Path(__file__).parent / "results" / "formats.json"
 SPLAT_TRANSFORM_DEFAULT = Path.home() / ".cache/nerfstudio-trim/splat-transform-2.7.1/node_modules/.bin/splat-transform"
 GSPLY_PYTHON_DEFAULT = Path.home() / ".cache/nerfstudio-trim/gsply-0.4.6/bin/python"
 GSPLY_SPZ = Path(__file__).parent / "tools" / "gsply_spz.py"
-OURS = ".nstrim 2.0 (ours)"
+OURS = ".nstrim 2.1 (ours)"
 SEED = "seed method's coding (8-bit SH, float16 rest, LZMA)"
 LEVERS = {  # attribute: the CodecSettings fields that code it near-losslessly instead of the run's quantizer
     "positions": {"position_precision": 0.01},
@@ -83,7 +86,7 @@ LEVERS = {  # attribute: the CodecSettings fields that code it near-losslessly i
     "colour": {"color_bits": 12},
     "SH bands": {"sh_bits": (8, 8, 8), "sh_min_step": 0.0},
 }
-"""Each lever (attribute quantizer) of format 2.0 and what a lever-less row codes that attribute with instead."""
+"""Each lever (attribute quantizer) of format 2.x and what a lever-less row codes that attribute with instead."""
 
 
 def shown(path: Path) -> str:
@@ -146,13 +149,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, help="the trim run's config.yml (required unless --file)")
     parser.add_argument("--file", type=Path, help="the run's exported .nstrim file (default: exported here)")
-    parser.add_argument("--format1-file", type=Path, help="a format-1.0 .nstrim file to compare as well")
+    parser.add_argument("--older-file", type=Path, action="append", default=[],
+                        help="a .nstrim file of an older format version (1.0, 2.0) to compare as well; repeatable")
     parser.add_argument("--data", type=Path, default=REPO / "demo/scene")
     parser.add_argument("--output", type=Path, default=RESULTS, help="results JSON; the plot is written beside it (.png)")
     args = parser.parse_args()
     if args.run is None and args.file is None:
         parser.error("--run RUN/config.yml is required (or --file FILE.nstrim alone)")
-    for given in (args.run, args.file, args.format1_file):
+    for given in (args.run, args.file, *args.older_file):
         if given is not None and not given.is_file():
             parser.error(f"{given} does not exist")
     tool = Path(os.environ.get("SPLAT_TRANSFORM") or SPLAT_TRANSFORM_DEFAULT)
@@ -165,7 +169,7 @@ def main() -> None:
         data = file.read_bytes()
         scene = decode(data)
         if not isinstance(scene.gaussians, QuantizedGaussians):
-            parser.error(f"{file} is not a format-2.0 file (pass a format-1.0 file as --format1-file)")
+            parser.error(f"{file} is not a format-2.x file (pass an older file as --older-file)")
         if args.run is not None:
             params, degree, export, codec = run_parameters(args.run)
             if params["means"].shape[0] != scene.gaussians.count:
@@ -177,7 +181,7 @@ def main() -> None:
         rows: List[Dict[str, Any]] = []
 
         def in_frame(decoded: Dict[str, torch.Tensor]) -> Dict[str, Any]:
-            """Metrics of float parameters rendered in the 2.0 file's frame, background and rasterize mode."""
+            """Metrics of float parameters rendered in the 2.x file's frame, background and rasterize mode."""
             return evaluate_scene(scene, args.data, device, gaussians=decoded)
 
         def row(name: str, tool_name: str, size: Optional[int], encode_s: Optional[float], decode_s: Optional[float],
@@ -192,15 +196,17 @@ def main() -> None:
 
         software = f"nerfstudio-trim {version('nerfstudio-trim')}"
         row(OURS, software, len(data), timed(export)[0], timed(lambda: decode(data))[0], evaluate_scene(scene, args.data, device))
-        if args.format1_file is not None:
-            old = args.format1_file.read_bytes()
+        for older in args.older_file:
+            old = older.read_bytes()
             decode_s, old_scene = timed(lambda: decode(old))
-            row(".nstrim 1.0 (ours, older)", software, len(old), None, decode_s, evaluate_scene(old_scene, args.data, device),
-                "another trim of the scene (format-1.0 writer, its own frame); read only")  # fmt: skip
+            major, minor = struct.unpack_from("<HH", old, 8)  # the version after the 8 magic bytes
+            note = "the same Gaussians" if old_scene.gaussians.count == scene.gaussians.count else "another trim of the scene"
+            row(f".nstrim {major}.{minor} (ours, older)", software, len(old), None, decode_s,
+                evaluate_scene(old_scene, args.data, device), f"{note} (format-{major}.{minor} writer, its own frame); read only")  # fmt: skip
         for attribute, finer in LEVERS.items():
             without = dataclasses.replace(scene, gaussians=quantize_gaussians(params, dataclasses.replace(codec, **finer)))
             coded = {name: getattr(codec, name) for name in finer}
-            row(f".nstrim 2.0 without the {attribute} lever", software, len(encode(without)), None, None,
+            row(f".nstrim 2.1 without the {attribute} lever", software, len(encode(without)), None, None,
                 evaluate_scene(without, args.data, device), f"{attribute}: {coded} -> {finer}")  # fmt: skip
         seed_encode, seed = timed(lambda: encode_seed(params))
         seed_decode, from_seed = timed(lambda: decode_seed(seed))
@@ -258,7 +264,7 @@ def main() -> None:
                     in_frame(read_ply(back).params), f"CLI wall time, Node.js start-up {startup:.2f} s included")  # fmt: skip
 
     results = {
-        "run": args.run and shown(args.run), "file": file_shown, "format1_file": args.format1_file and shown(args.format1_file),
+        "run": args.run and shown(args.run), "file": file_shown, "older_files": [shown(older) for older in args.older_file],
         "data": shown(args.data), "gaussians": scene.gaussians.count, "sh_degree": degree, "parameters": parameters,
         "date": date.today().isoformat(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),

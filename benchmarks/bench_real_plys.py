@@ -1,6 +1,6 @@
 """Our file on real scenes other tools wrote: bytes per Gaussian and what each attribute loses, against SPZ.
 
-Each PLY (any 3DGS trainer's, read by ``core.codec.ply.read_ply``) is encoded as format 2.0 with the default
+Each PLY (any 3DGS trainer's, read by ``core.codec.ply.read_ply``) is encoded as format 2.1 with the default
 codec settings, as it is (no views: no pruning, no SH compaction, no quantization-aware training), and
 decoded; per attribute: stored bytes per Gaussian and the error of the decoded values (positions relative to
 each Gaussian's size, rotation angle, scale ratio, opacity, base colour and higher-band SH in colour units).
@@ -103,7 +103,7 @@ def main() -> None:
             print(json.dumps({k: v for k, v in row.items() if k != "errors"}), flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"date": date.today().isoformat(), "rows": rows}, indent=2) + "\n")
-    print("| file | Gaussians | SH | PLY | gzip | SPZ v4 (gsply) | ours 2.0 | position err (p99, x size) | rotation (p99, deg) | colour (p99) |")
+    print("| file | Gaussians | SH | PLY | gzip | SPZ v4 (gsply) | ours 2.1 | position err (p99, x size) | rotation (p99, deg) | colour (p99) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         if "refused" in row:

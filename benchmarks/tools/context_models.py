@@ -1,4 +1,4 @@
-"""How small a context-modelling coder could make a format-2.0 file's streams: ideal code lengths, no coder.
+"""How small a context-modelling coder could make a format-2.1 file's streams: ideal code lengths, no coder.
 
 For ``bench_entropy.py``. Each attribute's integer streams (exactly what the file stores, in Morton order)
 are measured under one adaptive context model: per context, symbol counts of everything coded before, a
@@ -30,7 +30,7 @@ from typing import Callable, Dict, Hashable, Iterable, List, Mapping, Sequence
 import numpy as np
 import torch
 
-from nerfstudio_trim.core.codec.streams import zigzag
+from nerfstudio_trim.core.codec.streams import unzigzag, zigzag
 from nerfstudio_trim.core.quantize.positions import levels_of
 
 SMOOTHING = (0.05, 0.2, 0.5)
@@ -107,8 +107,9 @@ def means_bits(streams: Sequence[np.ndarray], fields: Mapping, scales: np.ndarra
 
 
 def colour_bits(streams: Sequence[np.ndarray], fields: Mapping) -> float:
-    (codes,) = streams
-    codes = codes.astype(np.int64)
+    (stored,) = streams  # red and blue as zig-zag differences from green (format 2.1)
+    green = stored[:, 1].astype(np.int64)
+    codes = np.stack([green + unzigzag(stored[:, 0]), green, green + unzigzag(stored[:, 2])], axis=1)
     alphabet = 2 ** int(fields["bits"])
     red = codes[:, 0]
     green, blue = (zigzag(codes[:, c] - red).astype(np.int64) for c in (1, 2))
@@ -124,9 +125,11 @@ def sh_bands_bits(streams: Sequence[np.ndarray], fields: Mapping) -> float:
         return 0.0
     degree, *bands = streams
     bits = model_bits(degree, previous(degree), len(bands) + 1)
-    for band in bands:
-        if band.shape[0] == 0:
+    for number, stored in enumerate(bands, start=1):
+        if stored.size == 0:
             continue
+        coefficients = 2 * number + 1  # stored coefficient by coefficient (format 2.1): back to [n, 2l + 1, 3]
+        band = stored.reshape(coefficients, -1, 3).transpose(1, 0, 2)
         alphabet = int(band.max()) + 1
         for k in range(band.shape[1]):
             red, green, blue = (band[:, k, c] for c in range(3))

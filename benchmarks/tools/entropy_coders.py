@@ -1,4 +1,4 @@
-"""Entropy coders compared on the streams of a format-2.0 file, for ``bench_entropy.py``; runs in the small
+"""Entropy coders compared on the streams of a format-2.1 file, for ``bench_entropy.py``; runs in the small
 environment ``make bench-tools`` makes (numpy, zstandard, constriction).
 
     python entropy_coders.py STREAMS_DIR      # STREAMS_DIR/manifest.json + one NAME.npy per stream
