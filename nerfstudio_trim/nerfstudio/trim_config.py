@@ -52,10 +52,11 @@ class TrimConfig(LoadsOlderConfigs, TrimSchedule):
     """SH compaction after each pruning round: each Gaussian gets the lowest SH degree that keeps its colours
     towards the training cameras that see it within this tolerance (colour units, 0-1); the bands above it
     are zero in the file and cost almost nothing. None: off."""
-    rate_weight: float = 0.002
+    rate_weight: float = 0.0013
     """Weight of the estimated bytes per Gaussian of the higher SH bands (a differentiable estimate of what the
-    file pays) in the fine-tuning loss. 0: off. The default was chosen on the benchmark scenes (RESULTS.md,
-    "Rate-aware fine-tuning"): it keeps fine-tuning from giving the bands energy the file pays for."""
+    file pays) in the fine-tuning loss. 0: off. It keeps fine-tuning from giving the bands energy the file pays
+    for; the default is the smallest weight whose files stay within 16 bytes per Gaussian at half the Gaussians
+    on both benchmark scenes (RESULTS.md, "The issue's goal")."""
     sh_rest_lr: Optional[float] = 1e-3
     """Learning rate of the higher SH bands (features_rest) while trimming. splatfacto's (1.25e-4, the run's
     --optimizers.features-rest.optimizer.lr, which training from scratch uses) leaves them under-fitted in the
