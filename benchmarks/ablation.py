@@ -16,7 +16,7 @@ quality floor and without undoing rounds that grow the file (``bench_score_modes
 with ``ns-trim bench`` on the exported file (what a user ships; so the row without quantization-aware
 fine-tuning is measured after quantization):
 - ``default``: today's method (grad-norm scores, SH compaction, the rate term, quantization-aware fine-tuning,
-  format 2.0);
+  format 2.1);
 - ``format-1.0``: the method as of commit 705be26, the last with the format-1.0 writer (float16 positions,
   8-bit SH ranges per channel, no SH compaction), run by that version's own ``ns-trim bench`` in a
   subprocess with ``PYTHONPATH`` set to a checkout of it (``--format1-checkout``, default
@@ -111,7 +111,7 @@ def variants(rate_weight: float) -> Dict[str, Variant]:
     """Every variant by name, in the table's order."""
     scores = ("abs-grad", "opacity-grad-quantile", "delta-mse", "sensitivity", "opacity", "random")
     return {
-        "default": Variant("default (grad-norm, SH compaction, rate term, QAT, format 2.0)"),
+        "default": Variant("default (grad-norm, SH compaction, rate term, QAT, format 2.1)"),
         "format-1.0": Variant(f"format 1.0 (the method at {FORMAT1_COMMIT})", format1=True),
         "no-sh-compaction": Variant("no SH compaction", flags=(f"{TRIM}sh-compaction-tolerance", "None")),
         "no-rate-term": Variant("no rate term", flags=(f"{TRIM}rate-weight", "0")),
@@ -277,7 +277,7 @@ def markdown(rows: List[Dict[str, Any]]) -> str:
                 f"PLY {ply_size(base['gaussians'], 3):,} bytes")  # fmt: skip
         as_file = next((r["baseline_file"] for r in mine if r["baseline_file"] is not None), None)
         if as_file is not None:
-            line += f"; as our file (format 2.0): {as_file['bytes']:,} bytes, PSNR {as_file['psnr']:.2f} dB"
+            line += f"; as our file: {as_file['bytes']:,} bytes, PSNR {as_file['psnr']:.2f} dB"
         lines.append(line + ".  ")
     lines.append("Reference: each scene and fraction's default row, or its first row where it has none.")
     return "\n".join(lines) + "\n"
@@ -302,7 +302,7 @@ def plot(rows: List[Dict[str, Any]], scene: str, fraction: float, path: Path) ->
     axes.scatter(ply_size(base["gaussians"], 3) / 1e6, base["psnr"], marker="*", s=150, color="black", label="baseline (PLY, ns-eval)")
     as_file = next((r["baseline_file"] for r in mine if r["baseline_file"] is not None), None)
     if as_file is not None:
-        axes.scatter(as_file["bytes"] / 1e6, as_file["psnr"], marker="D", s=60, color="black", label="baseline, our file (format 2.0)")
+        axes.scatter(as_file["bytes"] / 1e6, as_file["psnr"], marker="D", s=60, color="black", label="baseline, our file")
     axes.set_xscale("log")
     axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())

@@ -42,7 +42,7 @@ from nerfstudio_trim.core.prune.scores import SCORE_MODES  # noqa: E402
 
 OUTPUT = Path("outputs/bench/score_modes/format2")
 RESULTS = Path(__file__).parent / "results" / "score_modes.json"
-FORMAT = "2.0"
+FORMAT = "2.1"
 """The .nstrim format this tree writes: the ``format`` of the rows it records."""
 
 QUANTILE_FLAGS = ["--pipeline.model.trim.quantile-gamma-target", "0.9", "--pipeline.model.trim.quantile-rounds", "3"]

@@ -127,7 +127,7 @@ def fine_tune(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--file", type=Path, required=True, help="a format-2.0 .nstrim file of a trimmed model")
+    parser.add_argument("--file", type=Path, required=True, help="a format-2.x .nstrim file of a trimmed model")
     parser.add_argument("--data", type=Path, required=True, help="the scene's dataset (held-out views)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1024, 4096])
     parser.add_argument("--iterations", type=int, default=25, help="Lloyd iterations per codebook")

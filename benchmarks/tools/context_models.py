@@ -13,8 +13,9 @@ attribute, are the best found on the demo's and the still-life's files:
 - means: the coarse deltas by their bit length (adaptive per axis, the axis before's length as context),
   the two bits below the leading one adaptive, the rest raw; the fine part raw, in exactly the bits the
   Gaussian's level leaves (``split - level`` per axis), which a byte-oriented coder cannot know;
-- features_dc: red given the previous Gaussian's red; green and blue as zig-zag differences from red, given
-  red (and blue given green's difference);
+- features_dc: green given the previous Gaussian's green; red and blue as zig-zag differences from green,
+  given green (and blue given red's difference); xz on format 2.1's colour stream codes it smaller still
+  (repeats along the Morton order that these contexts do not see), so a coder would keep xz for it;
 - features_rest: the degree given the previous Gaussian's; each band's codes per coefficient and colour,
   green given red's code and blue given red's and green's (the channels of one coefficient move together).
 
@@ -107,16 +108,18 @@ def means_bits(streams: Sequence[np.ndarray], fields: Mapping, scales: np.ndarra
 
 
 def colour_bits(streams: Sequence[np.ndarray], fields: Mapping) -> float:
-    (stored,) = streams  # red and blue as zig-zag differences from green (format 2.1)
-    green = stored[:, 1].astype(np.int64)
-    codes = np.stack([green + unzigzag(stored[:, 0]), green, green + unzigzag(stored[:, 2])], axis=1)
+    (stored,) = streams
+    codes = stored.astype(np.int64)
+    if fields["encoding"] == "levels-green-differences":  # back to the three channels' codes
+        green = codes[:, 1]
+        codes = np.stack([green + unzigzag(codes[:, 0]), green, green + unzigzag(codes[:, 2])], axis=1)
     alphabet = 2 ** int(fields["bits"])
-    red = codes[:, 0]
-    green, blue = (zigzag(codes[:, c] - red).astype(np.int64) for c in (1, 2))
-    bits = model_bits(red, [p // 16 for p in previous(red, alphabet // 2)], alphabet)
-    bits += model_bits(green, [int(r) // 32 for r in red], 2 * alphabet)
+    green = codes[:, 1]
+    red, blue = (zigzag(codes[:, c] - green).astype(np.int64) for c in (0, 2))
+    bits = model_bits(green, [p // 16 for p in previous(green, alphabet // 2)], alphabet)
+    bits += model_bits(red, [int(g) // 32 for g in green], 2 * alphabet)
     return bits + model_bits(
-        blue, [(int(r) // 32, min(int(g), 15) // 2) for r, g in zip(red, green)], 2 * alphabet
+        blue, [(int(g) // 32, min(int(r), 15) // 2) for g, r in zip(green, red)], 2 * alphabet
     )
 
 
