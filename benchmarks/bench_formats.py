@@ -286,13 +286,13 @@ def plot(results: Dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    figure, axes = plt.subplots(figsize=(10, 4.8), dpi=120)
     measured = [r for r in results["rows"] if r["bytes_per_gaussian"] is not None and r["psnr"] is not None]
     for index, r in enumerate(measured):
         ours, lever = r["format"].startswith(".nstrim"), "lever" in r["format"]
         label = r["format"] + (f" ({r['tool'].split()[0]})" if r["format"].startswith(("SPZ", "SOG")) else "")
         axes.scatter(r["bytes_per_gaussian"], r["psnr"], marker="x" if lever else "*" if ours else "o",
-                     s=40 if lever else 180 if ours else 50, color=f"C{index % 10}", label=label, zorder=3 if ours else 2,
+                     s=40 if lever else 180 if ours else 50, color=plt.cm.tab20(index % 20), label=label, zorder=3 if ours else 2,
                      **({"edgecolors": "black"} if ours and not lever else {}))  # fmt: skip
     axes.set_xscale("log")
     axes.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -302,7 +302,7 @@ def plot(results: Dict[str, Any], path: Path) -> None:
     axes.set_ylabel("held-out PSNR of what decodes (dB)")
     axes.set_title(f"one trimmed model ({results['gaussians']:,} Gaussians), every format", fontsize=9)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
