@@ -28,7 +28,8 @@ The input is a trim run (``--run RUN/config.yml``, e.g. ``make demo``'s
 - ``.nstrim`` 2.1 without one lever (one row each): the same parameters encoded post hoc with the run's codec
   settings but one attribute coded near-losslessly (positions at 1% of each Gaussian's size, log scales in
   steps of 0.005, 12-bit rotations, opacity and colour, SH bands on 8 bits without the smallest step): what
-  that attribute's quantizer saves and what it costs. SH compaction and the entropy coder are measured
+  that attribute's quantizer saves and what it costs; and one row with every attribute so (our format's
+  high-quality operating point on the same parameters). SH compaction and the entropy coder are measured
   elsewhere (``ablation.py``'s no-sh-compaction row, ``bench_entropy.py``).
 Without ``--run``, ``--file`` alone: the other formats start from the file's decoded parameters instead.
 Each decoded model is rendered on the CPU over the scene's eval views (``ns-trim eval``'s code, in the
@@ -203,11 +204,13 @@ def main() -> None:
             note = "the same Gaussians" if old_scene.gaussians.count == scene.gaussians.count else "another trim of the scene"
             row(f".nstrim {major}.{minor} (ours, older)", software, len(old), None, decode_s,
                 evaluate_scene(old_scene, args.data, device), f"{note} (format-{major}.{minor} writer, its own frame); read only")  # fmt: skip
-        for attribute, finer in LEVERS.items():
+        every_lever = {name: value for finer in LEVERS.values() for name, value in finer.items()}
+        for attribute, finer in (*LEVERS.items(), ("every", every_lever)):
             without = dataclasses.replace(scene, gaussians=quantize_gaussians(params, dataclasses.replace(codec, **finer)))
             coded = {name: getattr(codec, name) for name in finer}
-            row(f".nstrim 2.1 without the {attribute} lever", software, len(encode(without)), None, None,
-                evaluate_scene(without, args.data, device), f"{attribute}: {coded} -> {finer}")  # fmt: skip
+            label = "every attribute near-lossless" if finer is every_lever else f"without the {attribute} lever"
+            row(f".nstrim 2.1 {label}", software, len(encode(without)), None, None, evaluate_scene(without, args.data, device),
+                f"{attribute}: {coded} -> {finer}")  # fmt: skip
         seed_encode, seed = timed(lambda: encode_seed(params))
         seed_decode, from_seed = timed(lambda: decode_seed(seed))
         row(SEED, "benchmarks/tools/seed_coding.py", len(seed), seed_encode, seed_decode, in_frame(from_seed),
