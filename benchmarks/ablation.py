@@ -34,7 +34,12 @@ fine-tuning is measured after quantization):
   gsplat's gradients on CUDA, here from the CPU rasterizer's), which a trim on CUDA used by default before 2026-12-06;
 - ``near-lossless-<attribute>`` (positions, scales, rotations, opacity, colour, sh-bands): that attribute coded
   near-losslessly through the quantization-aware fine-tuning and in the file (``bench_formats.LEVERS``' codes),
-  every other attribute as the default codes it: what that attribute's quantizer costs a trim.
+  every other attribute as the default codes it: what that attribute's quantizer costs a trim;
+  ``near-lossless-all``: every attribute so, without the rate term and SH compaction (the 2.x trim nearest
+  format 1.0's), and ``near-lossless-all-sh-lr-1.25e-4`` with the SH bands at splatfacto's rate as well (as
+  format 1.0's trim had them); ``near-lossless-but-sh``: every attribute but the SH bands so (the SH bands as
+  the default codes them); ``near-lossless-sh-plain``: the SH bands alone so, without the rate term and SH
+  compaction (every other attribute as the default codes it).
 Each row: the file's Gaussians, PSNR/SSIM, bytes and bytes per Gaussian, the run's ``ns-eval`` PSNR, the
 baseline's ``ns-eval`` and the baseline as our file (bytes, PSNR). The baseline's steps run once per scene.
 
@@ -134,7 +139,22 @@ def variants(rate_weight: float) -> Dict[str, Variant]:
         **{f"near-lossless-{attribute.lower().replace(' ', '-')}": Variant(f"{attribute} near-lossless, trained through",
                                                                            flags=codec_flags(fields))
            for attribute, fields in LEVERS.items()},
+        "near-lossless-all": Variant("every attribute near-lossless, no rate term, no SH compaction",
+                                     flags=(*codec_flags(EVERY_LEVER), *PLAIN)),
+        "near-lossless-but-sh": Variant("every attribute but the SH bands near-lossless",
+                                        flags=codec_flags({n: v for n, v in EVERY_LEVER.items() if not n.startswith("sh_")})),
+        "near-lossless-sh-plain": Variant("SH bands near-lossless, no rate term, no SH compaction",
+                                          flags=(*codec_flags(LEVERS["SH bands"]), *PLAIN)),
+        "near-lossless-all-sh-lr-1.25e-4": Variant("every attribute near-lossless, no rate term, no SH compaction, "
+                                                   "SH bands at splatfacto's 1.25e-4",
+                                                   flags=(*codec_flags(EVERY_LEVER), *PLAIN, f"{TRIM}sh-rest-lr", "None")),
     }
+
+
+EVERY_LEVER = {name: value for fields in LEVERS.values() for name, value in fields.items()}
+"""Every attribute coded near-losslessly (``bench_formats.LEVERS`` together)."""
+PLAIN = (f"{TRIM}rate-weight", "0", f"{TRIM}sh-compaction-tolerance", "None")
+"""No rate term and no SH compaction: the regularizers format 1.0's trim did not have."""
 
 
 def codec_flags(fields: Dict[str, Any]) -> Tuple[str, ...]:
