@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from nerfstudio_trim.core.codec import container
-from nerfstudio_trim.core.codec.attributes import pack_bits, unpack_bits
-from nerfstudio_trim.core.codec.streams import zigzag
+from nerfstudio_trim.core.codec.streams import pack_bits, unpack_bits, zigzag
 from nerfstudio_trim.core.codec.container import FormatError, Limits, open_container
 from nerfstudio_trim.core.codec.morton import morton_codes, morton_order
 from nerfstudio_trim.core.codec.nstrim import attribute_rows, decode, encode, read_file, read_file_with_header
@@ -109,7 +108,7 @@ def test_format_2_0_files_decode_unchanged_and_are_written_again_as_2_1(path):
 @pytest.mark.parametrize("correlated", [True, False])
 def test_the_colour_is_stored_as_differences_from_green_where_that_is_smaller(correlated):
     from nerfstudio_trim.core.codec.attributes import ATTRIBUTES
-    from nerfstudio_trim.core.codec.streams import column_bytes, deflate
+    from nerfstudio_trim.core.codec.streams import compressed
 
     params = random_params(3000, seed=3)
     generator = torch.Generator().manual_seed(3)
@@ -122,7 +121,7 @@ def test_the_colour_is_stored_as_differences_from_green_where_that_is_smaller(co
     assert fields["encoding"] == ("levels-green-differences" if correlated else "levels")
     green = codes[:, 1:2]
     differences = np.concatenate([zigzag(codes[:, :1] - green), green, zigzag(codes[:, 2:] - green)], axis=1)
-    sizes = [len(deflate(column_bytes(a.astype(np.uint16)))) for a in (differences, codes)]
+    sizes = [len(compressed(a)) for a in (differences, codes)]
     assert (sizes[0] < sizes[1]) == correlated and np.array_equal(stream, differences if correlated else codes)
     assert_decodes_exactly(scene, decode(encode(scene)))
 

@@ -8,8 +8,9 @@ of Gaussians and earlier streams, so a reader knows each stream's size before de
 decoded code is range-checked before use.
 
 An attribute's ``encoding`` field names how its codes are laid out in streams. The writer uses format 2.1's
-(for the colour, whichever of two codes smaller); the reader also reads the ones format 2.0 wrote (``scale-grid``, ``levels`` for the colour,
-``sh-bands``), and a reader that predates an encoding refuses the file by its name.
+(for the colour, whichever of two codes smaller); the reader also reads the ones format 2.0 wrote
+(``scale-grid``, ``levels`` for the colour, ``sh-bands``), and a reader that predates an encoding refuses the
+file by its name.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 
 from nerfstudio_trim.core.codec.container import FormatError
 from nerfstudio_trim.core.codec.schema import Array, Float, Int, Schema, Str
-from nerfstudio_trim.core.codec.streams import column_bytes, deflate, smallest_unsigned, unzigzag, zigzag
+from nerfstudio_trim.core.codec.streams import compressed, pack_bits, unpack_bits, unzigzag, zigzag
 from nerfstudio_trim.core.quantize.gaussians import QuantizedGaussians
 from nerfstudio_trim.core.quantize.positions import GRID_BITS, MAX_LEVEL, ScaleGridPositions, levels_of
 from nerfstudio_trim.core.quantize.rotations import SmallestThree
@@ -152,39 +153,6 @@ def _split_level(coordinates: np.ndarray, levels: np.ndarray) -> int:
     return min(candidates, key=cost)
 
 
-def pack_bits(values: np.ndarray, widths: np.ndarray) -> np.ndarray:
-    """Non-negative ``values`` [M], each in its ``widths`` [M] bits (0-63), concatenated most significant bit
-    first and zero-padded to whole bytes: [ceil(sum(widths) / 8)] uint8."""
-    values, widths = values.astype(np.uint64).reshape(-1), widths.astype(np.int64).reshape(-1)
-    starts = np.cumsum(widths) - widths
-    bits = np.zeros(int(widths.sum()), dtype=np.uint8)
-    for k in range(int(widths.max()) if widths.size else 0):
-        has = widths > k
-        shift = (widths[has] - 1 - k).astype(np.uint64)
-        bits[starts[has] + k] = ((values[has] >> shift) & np.uint64(1)).astype(np.uint8)
-    return np.packbits(bits)
-
-
-def unpack_bits(data: np.ndarray, widths: np.ndarray, name: str) -> np.ndarray:
-    """Inverse of ``pack_bits``: [M] int64 values of ``widths`` [M] bits from ``data`` (uint8 of exactly the
-    packed length).
-
-    Raises:
-        FormatError: the padding bits after the last value are not zero.
-    """
-    widths = widths.astype(np.int64).reshape(-1)
-    total = int(widths.sum())
-    bits = np.unpackbits(data.astype(np.uint8))
-    if bits[total:].any():
-        raise FormatError(f"{name}: the padding after the last value is not zero")
-    starts = np.cumsum(widths) - widths
-    values = np.zeros(widths.size, dtype=np.int64)
-    for k in range(int(widths.max()) if widths.size else 0):
-        has = widths > k
-        values[has] |= bits[starts[has] + k].astype(np.int64) << (widths[has] - 1 - k)
-    return values
-
-
 def _fine_widths(levels: np.ndarray, split: int) -> np.ndarray:
     """[N, 3] bits of each coordinate's fine part: the levels between the Gaussian's own and the split."""
     return np.repeat(np.maximum(split - levels, 0)[:, None], 3, axis=1)
@@ -225,11 +193,6 @@ def _read_means(fields: Dict[str, Any], streams: StreamSource, context: ReadCont
 
 # -- features_dc: levels per channel, red and blue as differences from green where that codes smaller --------------
 
-def _xz_size(stream: np.ndarray) -> int:
-    """Bytes of ``stream`` as the file stores it (``core.codec.streams``)."""
-    return len(deflate(column_bytes(stream.astype(smallest_unsigned(stream)))))
-
-
 def _write_colour(g: QuantizedGaussians) -> Tuple[Dict[str, Any], List[np.ndarray]]:
     """Red and blue as differences from green (the channels of a colour move together: 0.3 bytes per Gaussian
     less on trimmed SH-3 scenes), or the three channels as they are where that is smaller (an SH-degree-0
@@ -237,7 +200,7 @@ def _write_colour(g: QuantizedGaussians) -> Tuple[Dict[str, Any], List[np.ndarra
     fields, [codes] = _write_levels(g.features_dc, "levels")
     green = codes[:, 1:2]
     differences = np.concatenate([zigzag(codes[:, :1] - green), green, zigzag(codes[:, 2:] - green)], axis=1)
-    if _xz_size(differences) < _xz_size(codes):
+    if len(compressed(differences)) < len(compressed(codes)):
         return {**fields, "encoding": "levels-green-differences"}, [differences]
     return fields, [codes]
 

@@ -18,7 +18,7 @@ from nerfstudio_trim.core.codec.container import Container, FormatError, Limits,
 from nerfstudio_trim.core.codec.morton import morton_order
 from nerfstudio_trim.core.codec.header import common_fields
 from nerfstudio_trim.core.codec.schema import Array, Int, Object, SchemaError, Str, parse_json
-from nerfstudio_trim.core.codec.streams import UNSIGNED, column_bytes, deflate, from_column_bytes, inflate, smallest_unsigned
+from nerfstudio_trim.core.codec.streams import UNSIGNED, compressed, from_column_bytes, inflate, smallest_unsigned
 from nerfstudio_trim.core.quantize.gaussians import QuantizedGaussians
 from nerfstudio_trim.core.scene import MAX_SH_DEGREE, SplatScene, sh_coefficients
 
@@ -63,10 +63,9 @@ def encode(scene: SplatScene) -> bytes:
         fields, streams = codec.write(ordered)
         attributes.append({"name": codec.name, **fields, "streams": [{"dtype": smallest_unsigned(s)} for s in streams]})
         arrays.extend(streams)
-    dtypes = [stream["dtype"] for entry in attributes for stream in entry["streams"]]
     with ThreadPoolExecutor(max_workers=max(1, len(arrays))) as pool:  # lzma releases the GIL
-        compressed = list(pool.map(lambda a: deflate(column_bytes(a[0].astype(a[1]))), zip(arrays, dtypes)))
-    sizes = iter(len(stream) for stream in compressed)
+        streams_bytes = list(pool.map(compressed, arrays))
+    sizes = iter(len(stream) for stream in streams_bytes)
     for entry in attributes:
         for stream in entry["streams"]:
             stream["bytes"] = next(sizes)
@@ -82,7 +81,7 @@ def encode(scene: SplatScene) -> bytes:
         header_bytes = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
     except ValueError:
         raise FormatError("the scene has non-finite values (NaN or inf) where the file needs numbers") from None
-    payload = b"".join(compressed)
+    payload = b"".join(streams_bytes)
     check_header(header_bytes, len(payload), Limits(max_gaussians=2**62))  # never write what a reader refuses
     return pack(header_bytes, payload)
 

@@ -58,6 +58,12 @@ def inflate(stream: bytes | memoryview, size: int, name: str) -> bytes:
     return data
 
 
+def compressed(array: np.ndarray) -> bytes:
+    """``array`` of non-negative integers as the file stores it: in its ``smallest_unsigned`` dtype, column by
+    column, byte-shuffled, one xz stream."""
+    return deflate(column_bytes(array.astype(smallest_unsigned(array))))
+
+
 def smallest_unsigned(values: np.ndarray) -> str:
     """The narrowest unsigned dtype that holds every (non-negative integer) value."""
     largest = int(values.max()) if values.size else 0
@@ -78,3 +84,36 @@ def unzigzag(values: np.ndarray) -> np.ndarray:
     values = values.astype(np.uint64)
     half = (values >> np.uint64(1)).astype(np.int64)
     return np.where((values & np.uint64(1)) == 0, half, -half - 1)
+
+
+def pack_bits(values: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Non-negative ``values`` [M], each in its ``widths`` [M] bits (0-63), concatenated most significant bit
+    first and zero-padded to whole bytes: [ceil(sum(widths) / 8)] uint8."""
+    values, widths = values.astype(np.uint64).reshape(-1), widths.astype(np.int64).reshape(-1)
+    starts = np.cumsum(widths) - widths
+    bits = np.zeros(int(widths.sum()), dtype=np.uint8)
+    for k in range(int(widths.max()) if widths.size else 0):
+        has = widths > k
+        shift = (widths[has] - 1 - k).astype(np.uint64)
+        bits[starts[has] + k] = ((values[has] >> shift) & np.uint64(1)).astype(np.uint8)
+    return np.packbits(bits)
+
+
+def unpack_bits(data: np.ndarray, widths: np.ndarray, name: str) -> np.ndarray:
+    """Inverse of ``pack_bits``: [M] int64 values of ``widths`` [M] bits from ``data`` (uint8 of exactly the
+    packed length).
+
+    Raises:
+        FormatError: the padding bits after the last value are not zero.
+    """
+    widths = widths.astype(np.int64).reshape(-1)
+    total = int(widths.sum())
+    bits = np.unpackbits(data.astype(np.uint8))
+    if bits[total:].any():
+        raise FormatError(f"{name}: the padding after the last value is not zero")
+    starts = np.cumsum(widths) - widths
+    values = np.zeros(widths.size, dtype=np.int64)
+    for k in range(int(widths.max()) if widths.size else 0):
+        has = widths > k
+        values[has] |= bits[starts[has] + k].astype(np.int64) << (widths[has] - 1 - k)
+    return values

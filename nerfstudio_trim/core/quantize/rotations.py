@@ -32,7 +32,8 @@ class SmallestThree:
         v0, v1, v2 = v.unbind(-1)
         # torch's float32 sqrt on the CPU can be one unit in the last place off; the float64 square root of a
         # float32 value, rounded to float32, is the correctly rounded float32 one.
-        largest = torch.sqrt(torch.clamp(1.0 - ((v0 * v0 + v1 * v1) + v2 * v2), min=0.0).to(torch.float64)).to(torch.float32)
+        squared = torch.clamp(1.0 - ((v0 * v0 + v1 * v1) + v2 * v2), min=0.0)
+        largest = torch.sqrt(squared.to(torch.float64)).to(torch.float32)
         count = self.largest.shape[0]
         slots = torch.arange(4, device=v.device)[None, :]
         others = slots - (slots > self.largest[:, None]).to(torch.int64)  # which of the three each slot takes
