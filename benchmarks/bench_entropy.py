@@ -28,7 +28,7 @@ from typing import Any, Dict
 import numpy as np
 
 from nerfstudio_trim.core.codec.attributes import ATTRIBUTES
-from nerfstudio_trim.core.codec.morton import morton_order
+from nerfstudio_trim.core.codec.format2 import write_attributes
 from nerfstudio_trim.core.codec.nstrim import read_file
 from nerfstudio_trim.core.codec.streams import smallest_unsigned
 
@@ -53,8 +53,8 @@ def main() -> None:
     if not python.is_file():
         parser.error(f"{python} does not exist: run `make bench-tools` first")
     scene = read_file(args.file)
-    gaussians = scene.gaussians.reordered(morton_order(scene.gaussians.means.dequantize()))
-    written = {codec.name: codec.write(gaussians) for codec in ATTRIBUTES}
+    chosen = write_attributes(scene.gaussians)  # the layouts the file stores
+    written = {codec.name: (fields, streams) for codec, (fields, streams, _) in zip(ATTRIBUTES, chosen)}
     with tempfile.TemporaryDirectory() as folder:
         streams = []
         for codec in ATTRIBUTES:

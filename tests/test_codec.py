@@ -108,6 +108,7 @@ def test_format_2_0_files_decode_unchanged_and_are_written_again_as_2_1(path):
 @pytest.mark.parametrize("correlated", [True, False])
 def test_the_colour_is_stored_as_differences_from_green_where_that_is_smaller(correlated):
     from nerfstudio_trim.core.codec.attributes import ATTRIBUTES
+    from nerfstudio_trim.core.codec.format2 import write_attributes
     from nerfstudio_trim.core.codec.streams import compressed
 
     params = random_params(3000, seed=3)
@@ -116,8 +117,9 @@ def test_the_colour_is_stored_as_differences_from_green_where_that_is_smaller(co
     noise = torch.randn(3000, 3, generator=generator) * (0.02 if correlated else 1.0)
     params["features_dc"] = grey + noise if correlated else noise
     scene = SplatScene(quantize_gaussians(params), 3)
-    codes = scene.gaussians.features_dc.codes.numpy()
-    fields, [stream] = next(codec for codec in ATTRIBUTES if codec.name == "features_dc").write(scene.gaussians)
+    ordered = scene.gaussians.reordered(morton_order(scene.gaussians.means.dequantize()))
+    codes = ordered.features_dc.codes.numpy()
+    fields, [stream], _ = write_attributes(scene.gaussians)[[codec.name for codec in ATTRIBUTES].index("features_dc")]
     assert fields["encoding"] == ("levels-green-differences" if correlated else "levels")
     green = codes[:, 1:2]
     differences = np.concatenate([zigzag(codes[:, :1] - green), green, zigzag(codes[:, 2:] - green)], axis=1)

@@ -8,7 +8,7 @@ of Gaussians and earlier streams, so a reader knows each stream's size before de
 decoded code is range-checked before use.
 
 An attribute's ``encoding`` field names how its codes are laid out in streams. The writer uses format 2.1's
-(for the colour, whichever of two codes smaller); the reader also reads the ones format 2.0 wrote
+(for the colour, whichever of two compresses smaller); the reader also reads the ones format 2.0 wrote
 (``scale-grid``, ``levels`` for the colour, ``sh-bands``), and a reader that predates an encoding refuses the
 file by its name.
 """
@@ -23,7 +23,7 @@ import torch
 
 from nerfstudio_trim.core.codec.container import FormatError
 from nerfstudio_trim.core.codec.schema import Array, Float, Int, Schema, Str
-from nerfstudio_trim.core.codec.streams import compressed, pack_bits, unpack_bits, unzigzag, zigzag
+from nerfstudio_trim.core.codec.streams import pack_bits, unpack_bits, unzigzag, zigzag
 from nerfstudio_trim.core.quantize.gaussians import QuantizedGaussians
 from nerfstudio_trim.core.quantize.positions import GRID_BITS, MAX_LEVEL, ScaleGridPositions, levels_of
 from nerfstudio_trim.core.quantize.rotations import SmallestThree
@@ -58,6 +58,10 @@ class ReadContext:
     decoded: Mapping[str, Any]
 
 
+Layout = Tuple[Dict[str, Any], List[np.ndarray]]
+"""An attribute's codes as the file can store them: (header fields, streams)."""
+
+
 @dataclass(frozen=True)
 class AttributeCodec:
     """One attribute of format 2.x (see the module docstring)."""
@@ -65,8 +69,9 @@ class AttributeCodec:
     name: str
     fields: Mapping[str, Schema]
     """Header fields besides ``name`` and ``streams``."""
-    write: Callable[[QuantizedGaussians], Tuple[Dict[str, Any], List[np.ndarray]]]
-    """(header fields, streams as non-negative integer arrays [n, ...]) of the codes."""
+    write: Callable[[QuantizedGaussians], List[Layout]]
+    """The codes in one or more layouts, each (header fields, streams as non-negative integer arrays [n, ...]);
+    the writer keeps the one whose streams compress smallest (the first of equals)."""
     read: Callable[[Dict[str, Any], StreamSource, ReadContext], Any]
     """The codes from checked header fields and the streams."""
     describe: Callable[[Dict[str, Any]], str]
@@ -193,16 +198,14 @@ def _read_means(fields: Dict[str, Any], streams: StreamSource, context: ReadCont
 
 # -- features_dc: levels per channel, red and blue as differences from green where that codes smaller --------------
 
-def _write_colour(g: QuantizedGaussians) -> Tuple[Dict[str, Any], List[np.ndarray]]:
-    """Red and blue as differences from green (the channels of a colour move together: 0.3 bytes per Gaussian
-    less on trimmed SH-3 scenes), or the three channels as they are where that is smaller (an SH-degree-0
-    colour is a logit per channel, whose differences can cost more)."""
+def _write_colour(g: QuantizedGaussians) -> List[Layout]:
+    """The three channels as they are, or red and blue as differences from green (the channels of a colour
+    move together: 0.3 bytes per Gaussian less on trimmed SH-3 scenes; an SH-degree-0 colour is a logit per
+    channel, whose differences can cost more)."""
     fields, [codes] = _write_levels(g.features_dc, "levels")
     green = codes[:, 1:2]
     differences = np.concatenate([zigzag(codes[:, :1] - green), green, zigzag(codes[:, 2:] - green)], axis=1)
-    if len(compressed(differences)) < len(compressed(codes)):
-        return {**fields, "encoding": "levels-green-differences"}, [differences]
-    return fields, [codes]
+    return [(fields, [codes]), ({**fields, "encoding": "levels-green-differences"}, [differences])]
 
 
 def _read_colour(fields: Dict[str, Any], streams: StreamSource, context: ReadContext) -> UniformCodes:
@@ -255,23 +258,23 @@ def _read_rest(fields: Dict[str, Any], streams: StreamSource, context: ReadConte
 ATTRIBUTES: Tuple[AttributeCodec, ...] = (
     AttributeCodec(
         "opacities", _levels_fields(1, "logit-levels"),
-        write=lambda g: _write_levels(g.opacities, "logit-levels"),
+        write=lambda g: [_write_levels(g.opacities, "logit-levels")],
         read=lambda f, s, c: _read_levels(f, s, c.count, 1, "opacities"),
         describe=lambda f: f"logit, {f['bits']} bits",
     ),
     AttributeCodec(
         "scales", {"encoding": Str(choices=("log-step",)), "low": Float(), "step": Float(1e-6, 16.0)},
-        write=_write_scales, read=_read_scales, describe=lambda f: f"log, step {f['step']:.3g}",
+        write=lambda g: [_write_scales(g)], read=_read_scales, describe=lambda f: f"log, step {f['step']:.3g}",
     ),
     AttributeCodec(
         "quats", {"encoding": Str(choices=("smallest-three",)), "bits": Int(2, 16)},
-        write=_write_quats, read=_read_quats, describe=lambda f: f"smallest three, {f['bits']} bits",
+        write=lambda g: [_write_quats(g)], read=_read_quats, describe=lambda f: f"smallest three, {f['bits']} bits",
     ),
     AttributeCodec(
         "means",
         {"encoding": Str(choices=("scale-grid-bits", "scale-grid")), "origin": Array(Float(), length=3), "base_step": Float(1e-30),
          "level_offset": Int(-(2**40), 2**40), "level_divisor": Int(1, 2**20), "split": Int(0, MAX_LEVEL)},
-        write=_write_means, read=_read_means, describe=lambda f: "grid of each Gaussian's size, coarse part delta-coded"
+        write=lambda g: [_write_means(g)], read=_read_means, describe=lambda f: "grid of each Gaussian's size, coarse part delta-coded"
         + (", fine part in its bits" if f["encoding"] == "scale-grid-bits" else ""),
     ),  # fmt: skip
     AttributeCodec(
@@ -283,7 +286,7 @@ ATTRIBUTES: Tuple[AttributeCodec, ...] = (
         "features_rest",
         {"encoding": Str(choices=("sh-bands-by-coefficient", "sh-bands")), "bits": Array(Int(1, 8), max_length=3),
          "steps": Array(Array(Float(0.0), length=3), max_length=15)},
-        write=_write_rest, read=_read_rest,
+        write=lambda g: [_write_rest(g)], read=_read_rest,
         describe=lambda f: "degree per Gaussian, bands of " + "/".join(map(str, f["bits"])) + " bits" if f["bits"] else "none",
     ),  # fmt: skip
 )

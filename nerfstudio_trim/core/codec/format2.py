@@ -45,6 +45,21 @@ def values_per_gaussian(sh_degree: int) -> int:
     return 18 + 3 * sh_coefficients(sh_degree)
 
 
+def write_attributes(g: QuantizedGaussians) -> List[Tuple[Dict[str, Any], List[np.ndarray], List[bytes]]]:
+    """Each attribute's (header fields, streams, the streams compressed) in table order, Gaussians in Morton
+    order: of the layouts an attribute offers, the one whose streams compress smallest (the first of equals)."""
+    ordered = g.reordered(morton_order(g.means.dequantize()))
+    layouts = [codec.write(ordered) for codec in ATTRIBUTES]
+    arrays = [array for offered in layouts for _, streams in offered for array in streams]
+    with ThreadPoolExecutor(max_workers=max(1, len(arrays))) as pool:  # lzma releases the GIL
+        stored = iter(pool.map(compressed, arrays))
+    written = []
+    for offered in layouts:
+        options = [(fields, streams, [next(stored) for _ in streams]) for fields, streams in offered]
+        written.append(min(options, key=lambda option: sum(map(len, option[2]))))
+    return written
+
+
 def encode(scene: SplatScene) -> bytes:
     """The file's bytes for ``scene`` (its ``gaussians`` a format-2.x ``QuantizedGaussians``).
 
@@ -56,19 +71,12 @@ def encode(scene: SplatScene) -> bytes:
         raise FormatError("format 2.x writes Gaussians quantized by core.quantize.gaussians")
     if not 0 <= scene.sh_degree <= MAX_SH_DEGREE or g.features_rest.codes.shape[1] != sh_coefficients(scene.sh_degree):
         raise FormatError(f"features_rest {tuple(g.features_rest.codes.shape)} does not match SH degree {scene.sh_degree}")
-    ordered = g.reordered(morton_order(g.means.dequantize()))
-    attributes: List[Dict[str, Any]] = []
-    arrays: List[np.ndarray] = []
-    for codec in ATTRIBUTES:
-        fields, streams = codec.write(ordered)
-        attributes.append({"name": codec.name, **fields, "streams": [{"dtype": smallest_unsigned(s)} for s in streams]})
-        arrays.extend(streams)
-    with ThreadPoolExecutor(max_workers=max(1, len(arrays))) as pool:  # lzma releases the GIL
-        streams_bytes = list(pool.map(compressed, arrays))
-    sizes = iter(len(stream) for stream in streams_bytes)
-    for entry in attributes:
-        for stream in entry["streams"]:
-            stream["bytes"] = next(sizes)
+    written = write_attributes(g)
+    attributes = [
+        {"name": codec.name, **fields,
+         "streams": [{"dtype": smallest_unsigned(a), "bytes": len(data)} for a, data in zip(streams, stored)]}
+        for codec, (fields, streams, stored) in zip(ATTRIBUTES, written)
+    ]  # fmt: skip
     header = {
         "count": g.count, "sh_degree": scene.sh_degree, "order": "morton", "compression": "xz",
         "attributes": attributes,
@@ -81,7 +89,7 @@ def encode(scene: SplatScene) -> bytes:
         header_bytes = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
     except ValueError:
         raise FormatError("the scene has non-finite values (NaN or inf) where the file needs numbers") from None
-    payload = b"".join(streams_bytes)
+    payload = b"".join(data for _, _, stored in written for data in stored)
     check_header(header_bytes, len(payload), Limits(max_gaussians=2**62))  # never write what a reader refuses
     return pack(header_bytes, payload)
 
